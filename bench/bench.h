@@ -1,0 +1,115 @@
+/*
+ * The benchmark harness. Each case prints one line:
+ *
+ *   <name> ns_per_op=<best> threads=<n> [vs=<baseline> speedup=<x>] [key=value ...]
+ *
+ * ns_per_op is the best of several repeats (the least disturbed run on a
+ * shared machine); with threads > 1 it is wall time divided by the total
+ * operations of all threads, so it reads as aggregate throughput. A
+ * comparison is always measured in the same run as the case it compares:
+ * speedup = baseline ns / our ns.
+ */
+#ifndef RESIL_BENCH_H
+#define RESIL_BENCH_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Keeps the compiler from discarding a value or hoisting work out of loops. */
+#define BENCH_KEEP(x) __asm__ __volatile__("" : : "g"(x) : "memory")
+
+/* A benchmark body: do `iters` operations on `ctx`. */
+typedef void (*bench_fn)(void *ctx, uint64_t iters);
+
+static inline double bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static inline uint64_t bench_iters(uint64_t dflt)
+{
+    const char *s = getenv("RESIL_BENCH_SCALE"); /* e.g. 0.1 for a quick look */
+    double scale = s != NULL ? atof(s) : 1.0;
+    uint64_t n = (uint64_t)((double)dflt * (scale > 0 ? scale : 1.0));
+    return n > 0 ? n : 1;
+}
+
+/* Best ns per operation over `repeats` runs of `iters` operations. */
+static inline double bench_single(bench_fn fn, void *ctx, uint64_t iters, int repeats)
+{
+    fn(ctx, iters / 10 + 1); /* warm caches and branch predictors */
+    double best = 1e300;
+    for (int r = 0; r < repeats; r++) {
+        double t0 = bench_now_ns();
+        fn(ctx, iters);
+        double dt = (bench_now_ns() - t0) / (double)iters;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+struct bench_thread_arg {
+    bench_fn fn;
+    void *ctx;
+    uint64_t iters;
+    pthread_barrier_t *start;
+};
+
+static inline void *bench_thread_main(void *p)
+{
+    struct bench_thread_arg *a = p;
+    pthread_barrier_wait(a->start);
+    a->fn(a->ctx, a->iters);
+    return NULL;
+}
+
+/* Best aggregate ns per operation with `threads` threads each doing `iters`
+ * operations on the same `ctx`, started together by a barrier. */
+static inline double bench_threads(bench_fn fn, void *ctx, int threads, uint64_t iters, int repeats)
+{
+    if (threads <= 1)
+        return bench_single(fn, ctx, iters, repeats);
+    double best = 1e300;
+    for (int r = 0; r < repeats; r++) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+        pthread_t t[64];
+        struct bench_thread_arg arg = {fn, ctx, iters, &start};
+        for (int i = 0; i < threads && i < 64; i++)
+            pthread_create(&t[i], NULL, bench_thread_main, &arg);
+        pthread_barrier_wait(&start);
+        double t0 = bench_now_ns();
+        for (int i = 0; i < threads && i < 64; i++)
+            pthread_join(t[i], NULL);
+        double dt = (bench_now_ns() - t0) / (double)(iters * (uint64_t)threads);
+        pthread_barrier_destroy(&start);
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+/* Prints one result line; `extra` is printf-style "key=value ..." or NULL. */
+static inline void bench_report(const char *name, double ns, int threads, const char *vs,
+                                double vs_ns, const char *extra, ...)
+{
+    printf("%s ns_per_op=%.2f threads=%d", name, ns, threads);
+    if (vs != NULL)
+        printf(" vs=%s speedup=%.2f", vs, vs_ns / ns);
+    if (extra != NULL) {
+        va_list ap;
+        va_start(ap, extra);
+        putchar(' ');
+        vprintf(extra, ap);
+        va_end(ap);
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+#endif /* RESIL_BENCH_H */
