@@ -9,6 +9,7 @@
 #define RESIL_RESIL_H
 
 #include "resil/base.h"
+#include "resil/breaker.h"
 #include "resil/clock.h"
 #include "resil/export.h"
 #include "resil/random.h"
