@@ -960,6 +960,16 @@ resil_status resil_breaker_record_at(resil_breaker_t *b, resil_breaker_permit_t 
     return record(b, permit, outcome, duration_ns, 1, now_ns);
 }
 
+int resil_breaker_permit_is_probe(const resil_breaker_permit_t *permit)
+{
+    return permit != NULL && (permit->flags_ & (PF_GRANTED | PF_PROBE)) == (PF_GRANTED | PF_PROBE);
+}
+
+uint32_t resil_breaker_permit_generation(const resil_breaker_permit_t *permit)
+{
+    return permit != NULL && (permit->flags_ & PF_GRANTED) ? permit->generation_ : 0;
+}
+
 resil_status resil_breaker_execute(resil_breaker_t *b, resil_breaker_call_fn fn, void *ctx,
                                    resil_outcome *outcome)
 {

@@ -307,6 +307,14 @@ RESIL_API resil_status resil_breaker_record_at(resil_breaker_t *b, resil_breaker
                                                resil_outcome outcome, uint64_t duration_ns,
                                                uint64_t now_ns);
 
+/** @return 1 if @p permit was granted as a half-open probe (give it a
+ * short timeout, log it), else 0; 0 for NULL. */
+RESIL_API int resil_breaker_permit_is_probe(const resil_breaker_permit_t *permit);
+
+/** @return the generation (16 bits) @p permit was granted in; 0 for NULL or
+ * a rejection. */
+RESIL_API uint32_t resil_breaker_permit_generation(const resil_breaker_permit_t *permit);
+
 /** The guarded call for resil_breaker_execute(): returns its outcome. */
 typedef resil_outcome (*resil_breaker_call_fn)(void *ctx);
 
