@@ -51,6 +51,7 @@
 #include "internal/alloc.h"
 #include "internal/atomic.h"
 #include "internal/block.h"
+#include "internal/breaker.h"
 #include "internal/divide.h"
 #include "internal/rng.h"
 #include "internal/util.h"
@@ -146,7 +147,7 @@ typedef struct shared_words {
     resil__atomic_u64 opens;
 } shared_words;
 
-typedef struct block {
+typedef struct resil__breaker_block {
     resil__block_header h;
     bcfg cfg;
     _Alignas(64) resil__atomic_u64 state;
@@ -177,28 +178,6 @@ static inline resil__atomic_u64 *bucket(const block *b, uint32_t i)
 {
     return at(b, b->cfg.off_buckets + i * BW_N * 8);
 }
-
-struct resil_breaker {
-    block *blk;
-    resil_clock_t clock;
-    /* Cheap reads for decisions that tolerate a tick of lag. With the
-     * default clock, time-window buckets of 50 ms or more are picked on
-     * CLOCK_MONOTONIC_COARSE, and so is the "still open?" test when the open
-     * wait is 50 ms or more: the same time base, at most one kernel tick
-     * (1-4 ms) behind, about 20 ns cheaper than a precise read, and unlike
-     * the vDSO's precise read it does not wait for the locked instructions
-     * before it. A lagging read can only make a bucket or a deadline end a
-     * tick later. Transitions and deadlines use the precise clock. Any
-     * clock the caller sets is used for everything. */
-    resil_clock_t bucket_clock;
-    resil_clock_t open_clock;
-    resil_breaker_listener_fn listener;
-    void *user;
-    uint64_t seed;
-    resil__atomic_u64 draws; /* jitter draws, for a repeatable sequence */
-    resil_allocator_t by;
-    size_t alloc_size;
-};
 
 /* Permit flags. */
 enum {
@@ -1219,6 +1198,18 @@ resil_status resil_breaker_init(void *mem, size_t len, const resil_breaker_confi
     return RESIL_OK;
 }
 
+static void apply_local(resil_breaker_t *b, const resil_breaker_local_t *local)
+{
+    if (local != NULL) {
+        b->clock = local->clock;
+        b->listener = local->listener;
+        b->user = local->user;
+        b->seed = local->seed;
+    }
+    if (b->seed == 0)
+        b->seed = resil_random_u64();
+}
+
 /* Called once the handle's block is initialized. */
 static void pick_bucket_clock(resil_breaker_t *b)
 {
@@ -1244,25 +1235,51 @@ static resil_status make_handle(block *k, const resil_breaker_local_t *local, si
     b->blk = k != NULL ? k : (block *)(mem + round64(sizeof(resil_breaker_t)));
     b->by = by;
     b->alloc_size = size;
-    if (local != NULL) {
-        b->clock = local->clock;
-        b->listener = local->listener;
-        b->user = local->user;
-        b->seed = local->seed;
-    }
-    if (b->seed == 0)
-        b->seed = resil_random_u64();
-
+    apply_local(b, local);
     *out = b;
     return RESIL_OK;
 }
 
-resil_status resil_breaker_attach(void *mem, size_t len, const resil_breaker_local_t *local,
-                                  resil_breaker_t **out)
+void resil__breaker_bind(resil_breaker_t *h, void *blk, const resil_breaker_local_t *local)
 {
-    if (out == NULL)
-        return resil__fail(RESIL_E_INVALID_ARG, "breaker_attach: out is NULL");
-    *out = NULL;
+    memset(h, 0, sizeof *h);
+    h->blk = blk;
+    apply_local(h, local);
+    pick_bucket_clock(h);
+}
+
+int resil__breaker_evictable(const resil_breaker_t *h)
+{
+    return st_inner(resil__a64_load_acquire(&h->blk->state)) == S_CLOSED;
+}
+
+static void zero_words(block *k, uint32_t off, size_t bytes)
+{
+    resil__atomic_u64 *w = at(k, off);
+    for (size_t i = 0; i < bytes / 8; i++)
+        resil__a64_store_relaxed(&w[i], 0);
+}
+
+void resil__breaker_recycle(resil_breaker_t *h)
+{
+    block *k = h->blk;
+    const bcfg *c = &k->cfg;
+    zero_words(k, c->off_stripes, (size_t)c->stripe_stride * c->stripes);
+    zero_words(k, c->off_buckets, (size_t)c->buckets * BW_N * 8);
+    zero_words(k, c->off_fail_ring, c->has_fail_ring ? (size_t)c->window_size * 8 : 0);
+    zero_words(k, c->off_slow_ring, c->has_slow_ring ? (size_t)c->window_size * 8 : 0);
+    zero_words(k, (uint32_t)offsetof(block, w), sizeof(shared_words));
+    resil__a64_store_relaxed(&k->probe, 0);
+    uint64_t st = resil__a64_load_acquire(&k->state);
+    uint64_t fresh;
+    do
+        fresh = next_gen_state(st, S_CLOSED, 0, 0, 0);
+    while (!resil__a64_cas_acq_rel(&k->state, &st, fresh));
+    window_restart(k, st_gen(fresh), now_of(h));
+}
+
+resil_status resil__breaker_validate(const void *mem, size_t len)
+{
     resil_status s = resil__block_attach(mem, len, RESIL__KIND_BREAKER, LAYOUT_VERSION);
     if (s != RESIL_OK)
         return s;
@@ -1271,8 +1288,16 @@ resil_status resil_breaker_attach(void *mem, size_t len, const resil_breaker_loc
         len < sizeof(block))
         return resil__fail(RESIL_E_CORRUPT, "breaker: header does not describe a breaker");
     s = check_config(k, len);
-    if (s == RESIL_OK)
-        s = check_block(k);
+    return s != RESIL_OK ? s : check_block(k);
+}
+
+resil_status resil_breaker_attach(void *mem, size_t len, const resil_breaker_local_t *local,
+                                  resil_breaker_t **out)
+{
+    if (out == NULL)
+        return resil__fail(RESIL_E_INVALID_ARG, "breaker_attach: out is NULL");
+    *out = NULL;
+    resil_status s = resil__breaker_validate(mem, len);
     if (s != RESIL_OK)
         return s;
     s = make_handle(mem, local, 0, out);
