@@ -1,7 +1,8 @@
 /*
  * The benchmark harness. Each case prints one line:
  *
- *   <name> ns_per_op=<best> threads=<n> [vs=<baseline> speedup=<x>] [key=value ...]
+ *   <name> ns_per_op=<best> threads=<n> [vs=<baseline> vs_ns_per_op=<its best>
+ *          speedup=<x>] [key=value ...]
  *
  * ns_per_op is the best of several repeats (the least disturbed run on a
  * shared machine); with threads > 1 it is wall time divided by the total
@@ -100,7 +101,7 @@ static inline void bench_report(const char *name, double ns, int threads, const 
 {
     printf("%s ns_per_op=%.2f threads=%d", name, ns, threads);
     if (vs != NULL)
-        printf(" vs=%s speedup=%.2f", vs, vs_ns / ns);
+        printf(" vs=%s vs_ns_per_op=%.2f speedup=%.2f", vs, vs_ns, vs_ns / ns);
     if (extra != NULL) {
         va_list ap;
         va_start(ap, extra);

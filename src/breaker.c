@@ -1316,7 +1316,7 @@ resil_status resil_breaker_new(const resil_breaker_config_t *cfg,
     if (size == 0)
         return cfg == NULL ? resil__fail(RESIL_E_INVALID_ARG, "breaker_new: config is NULL")
                            : resil_breaker_config_check(cfg);
-    resil_breaker_t *b;
+    resil_breaker_t *b = NULL;
     resil_status s = make_handle(NULL, local, size, &b);
     if (s != RESIL_OK)
         return s;

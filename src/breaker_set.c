@@ -535,7 +535,7 @@ resil_status resil_breaker_set_new(const resil_breaker_set_config_t *cfg,
         return RESIL__BAD_CONFIG("breaker_set.capacity", "the set would exceed 1 TiB");
     sblock shape; /* enough of a block for make_handle to size the handles */
     shape.cfg = d;
-    resil_breaker_set_t *s;
+    resil_breaker_set_t *s = NULL;
     st = make_handle(&shape, local, total, &s);
     if (st != RESIL_OK)
         return st;
