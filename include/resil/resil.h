@@ -10,6 +10,7 @@
 
 #include "resil/base.h"
 #include "resil/breaker.h"
+#include "resil/breaker_set.h"
 #include "resil/clock.h"
 #include "resil/export.h"
 #include "resil/random.h"
