@@ -14,6 +14,7 @@
 #include "resil/clock.h"
 #include "resil/export.h"
 #include "resil/random.h"
+#include "resil/retry.h"
 #include "resil/status.h"
 
 #endif /* RESIL_RESIL_H */
