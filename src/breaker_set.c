@@ -15,10 +15,11 @@
  * probing, at most max_probe slots), or, when there is none, evicts the
  * least recently used idle CLOSED breaker on the path. Keys are stored as
  * 64-bit atomic words and compared seqlock-style: read the slot word, the
- * key, then the slot word again. A process that dies while a slot is BUSY
+ * key, then the slot word again. Nothing ever waits: a lookup skips BUSY
+ * slots, so lookup and insert are lock-free. The price: two racing first
+ * inserts of one key may create two entries; lookups settle on the first on
+ * the path and the other ages out. A process that dies while a slot is BUSY
  * leaves it so for BUSY_RECLAIM_NS; then anyone may reset it to EMPTY.
- * Under a race, two first inserts of one key may create two entries;
- * lookups settle on the first on the path and the other ages out.
  */
 #include "resil/breaker_set.h"
 
@@ -176,21 +177,16 @@ static inline uint64_t touch_now(const resil_breaker_set_t *s)
     return resil_clock_now(&s->touch_clock);
 }
 
-/* Waits out a BUSY slot; reclaims it if its owner has been gone too long.
- * @return the slot word once it is not BUSY. */
-static uint64_t wait_not_busy(resil_breaker_set_t *s, resil__atomic_u64 *sl, uint64_t w)
+/* A BUSY slot whose owner has been gone for BUSY_RECLAIM_NS (it died, or
+ * stalled that long) goes back to EMPTY. @return the slot word after. */
+static uint64_t reclaim_if_abandoned(resil_breaker_set_t *s, resil__atomic_u64 *sl, uint64_t w)
 {
-    unsigned spins = 0;
-    while (sl_state(w) == SL_BUSY) {
-        if (++spins % 1024 == 0) {
-            uint64_t since = resil__a64_load_relaxed(&sl[SW_USED]);
-            uint64_t now = touch_now(s);
-            if (now > since && now - since > BUSY_RECLAIM_NS &&
-                resil__a64_cas_acq_rel(&sl[SW_WORD], &w, sl_make(SL_EMPTY, sl_epoch(w) + 1, 0)))
-                return sl_make(SL_EMPTY, sl_epoch(w) + 1, 0);
-        }
-        resil__cpu_relax();
-        w = resil__a64_load_acquire(&sl[SW_WORD]);
+    uint64_t since = resil__a64_load_relaxed(&sl[SW_USED]);
+    uint64_t now = touch_now(s);
+    if (now > since && now - since > BUSY_RECLAIM_NS) {
+        uint64_t empty = sl_make(SL_EMPTY, sl_epoch(w) + 1, 0);
+        if (resil__a64_cas_acq_rel(&sl[SW_WORD], &w, empty))
+            return empty;
     }
     return w;
 }
@@ -207,9 +203,13 @@ static int lookup(resil_breaker_set_t *s, const uint64_t *words, size_t len, uin
     for (uint32_t d = 0; d < c->max_probe; d++) {
         uint32_t i = (uint32_t)(h + d) & c->mask;
         resil__atomic_u64 *sl = slot(k, i);
-        uint64_t w = wait_not_busy(s, sl, resil__a64_load_acquire(&sl[SW_WORD]));
+        uint64_t w = resil__a64_load_acquire(&sl[SW_WORD]);
+        if (sl_state(w) == SL_BUSY)
+            w = reclaim_if_abandoned(s, sl, w);
         if (sl_state(w) == SL_EMPTY)
             return 0;
+        if (sl_state(w) == SL_BUSY)
+            continue; /* being written: never wait for it (lock-free) */
         if (sl_hash(w) != (uint32_t)(h >> 32) || !key_equal(sl, words, len, c->key_words))
             continue;
         if (resil__a64_load_acquire(&sl[SW_WORD]) != w) { /* changed under us: look again */

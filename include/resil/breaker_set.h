@@ -19,10 +19,12 @@
  *
  * Thread safety: every function is thread-safe and may be called from any
  * process attached to the block.
- * Progress: lookup and the breaker operations are lock-free. Inserting a key
- * briefly marks its slot busy while the key is written; a lookup that meets
- * a busy slot spins for that (bounded) moment. A process that dies while its
- * slot is busy leaves it busy for 1 s, after which others reclaim it.
+ * Progress: lock-free: lookup, insert, eviction and the breaker operations
+ * never wait for another thread. A slot is briefly busy while a key is
+ * written into it; lookups pass it by, so two threads inserting the same new
+ * key at the same moment may create two entries, of which lookups then use
+ * the first and the other ages out. A process that dies while its slot is
+ * busy leaves it busy for 1 s, after which others reclaim it.
  */
 #ifndef RESIL_BREAKER_SET_H
 #define RESIL_BREAKER_SET_H
