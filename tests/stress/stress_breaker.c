@@ -15,57 +15,25 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "breaker_chaos.h"
 #include "resil/breaker.h"
 #include "support.h"
 
-enum { THREADS = 8, GENS = 65536 };
+enum { THREADS = 8 };
 
 /* ---------------------------------------------------------------- chaos */
 
 typedef struct chaos {
     resil_breaker_t *b;
     double until;
-    atomic_uint probes[GENS]; /* probes granted per generation */
-    atomic_ulong listener_calls, recorded, rejected, probes_total, violations;
     uint32_t k;
+    breaker_chaos_counts n;
 } chaos;
-
-static void count_event(void *user, const resil_breaker_event_t *e)
-{
-    (void)e;
-    atomic_fetch_add(&((chaos *)user)->listener_calls, 1);
-}
 
 static void *chaos_thread(void *arg)
 {
     chaos *c = arg;
-    resil_rng_t r;
-    resil_rng_seed(&r, (uint64_t)(uintptr_t)&r);
-    unsigned long ops = 0;
-    while ((ops & 255) != 0 || test_now_seconds() < c->until) {
-        ops++;
-        resil_breaker_permit_t p;
-        resil_status s = resil_breaker_acquire(c->b, &p);
-        if (s != RESIL_OK) {
-            atomic_fetch_add(&c->rejected, 1);
-            continue;
-        }
-        if (resil_breaker_permit_is_probe(&p)) {
-            unsigned n = atomic_fetch_add(&c->probes[resil_breaker_permit_generation(&p)], 1) + 1;
-            atomic_fetch_add(&c->probes_total, 1);
-            if (n > c->k)
-                atomic_fetch_add(&c->violations, 1);
-        }
-        /* failure-heavy phases alternate with healthy ones */
-        uint64_t phase = (uint64_t)(test_now_seconds() * 20) & 1;
-        resil_outcome o = resil_rng_below(&r, 100) < (phase ? 70 : 5) ? RESIL_OUTCOME_FAILURE
-                                                                      : RESIL_OUTCOME_SUCCESS;
-        s = resil_breaker_record(c->b, &p, o, resil_rng_below(&r, 2000));
-        if (s == RESIL_OK || s == RESIL_E_STALE)
-            atomic_fetch_add(&c->recorded, 1);
-        else
-            atomic_fetch_add(&c->violations, 1);
-    }
+    breaker_chaos_run(c->b, &c->n, c->k, c->until, (uint64_t)(uintptr_t)&arg);
     return NULL;
 }
 
@@ -81,7 +49,7 @@ static void probes_never_exceed_k_and_every_transition_is_reported(void **state)
     cfg.half_open_probes = 3;
     cfg.half_open_max_wait_ns = RESIL_MS(2);
     c.k = cfg.half_open_probes;
-    resil_breaker_local_t local = {{0}, count_event, &c, 1};
+    resil_breaker_local_t local = {{0}, breaker_chaos_count_event, &c.n, 1};
     assert_int_equal(resil_breaker_new(&cfg, &local, &c.b), RESIL_OK);
     c.until = test_now_seconds() + test_stress_seconds() / 2;
     pthread_t t[THREADS];
@@ -93,12 +61,12 @@ static void probes_never_exceed_k_and_every_transition_is_reported(void **state)
     assert_int_equal(resil_breaker_stats(c.b, &s), RESIL_OK);
     print_message("chaos: %lu recorded, %lu rejected, %lu probes, %llu transitions, "
                   "%llu opens, %lu violations\n",
-                  atomic_load(&c.recorded), atomic_load(&c.rejected), atomic_load(&c.probes_total),
-                  (unsigned long long)s.transitions, (unsigned long long)s.opens,
-                  atomic_load(&c.violations));
-    assert_int_equal(atomic_load(&c.violations), 0);
-    assert_int_equal(s.transitions, atomic_load(&c.listener_calls));
-    assert_true(s.opens > 0 && atomic_load(&c.probes_total) > 0); /* it really cycled */
+                  atomic_load(&c.n.recorded), atomic_load(&c.n.rejected),
+                  atomic_load(&c.n.probes_total), (unsigned long long)s.transitions,
+                  (unsigned long long)s.opens, atomic_load(&c.n.violations));
+    assert_int_equal(atomic_load(&c.n.violations), 0);
+    assert_int_equal(s.transitions, atomic_load(&c.n.listener_calls));
+    assert_true(s.opens > 0 && atomic_load(&c.n.probes_total) > 0); /* it really cycled */
     assert_int_equal(resil_breaker_check(c.b), RESIL_OK);
     /* nobody reports any more: the breaker must not stay half-open */
     double end = test_now_seconds() + 0.05;

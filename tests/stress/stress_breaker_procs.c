@@ -13,14 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "breaker_chaos.h"
 #include "resil/breaker.h"
 #include "support.h"
 
-enum { PROCS = 4, THREADS_PER_PROC = 2, GENS = 65536 };
+enum { PROCS = 4, THREADS_PER_PROC = 2 };
 
 typedef struct shared_counts {
-    atomic_uint probes[GENS];
-    atomic_ulong listener_calls, ops, probes_total, violations, checks;
+    breaker_chaos_counts n;
+    atomic_ulong checks;
     atomic_int probe_taken;
 } shared_counts;
 
@@ -33,45 +34,18 @@ typedef struct proc_ctx {
     uint32_t k;
 } proc_ctx;
 
-static void count_event(void *user, const resil_breaker_event_t *e)
-{
-    (void)e;
-    atomic_fetch_add(&((shared_counts *)user)->listener_calls, 1);
-}
-
 static void *worker(void *arg)
 {
     proc_ctx *c = arg;
-    resil_rng_t r;
-    resil_rng_seed(&r, (uint64_t)getpid() << 20 ^ (uint64_t)(uintptr_t)&r);
-    unsigned long ops = 0;
-    while ((ops & 255) != 0 || test_now_seconds() < c->until) {
-        ops++;
-        resil_breaker_permit_t p;
-        if (resil_breaker_acquire(c->b, &p) != RESIL_OK)
-            continue;
-        if (resil_breaker_permit_is_probe(&p)) {
-            unsigned n =
-                atomic_fetch_add(&c->sc->probes[resil_breaker_permit_generation(&p)], 1) + 1;
-            atomic_fetch_add(&c->sc->probes_total, 1);
-            if (n > c->k)
-                atomic_fetch_add(&c->sc->violations, 1);
-        }
-        uint64_t phase = (uint64_t)(test_now_seconds() * 20) & 1;
-        resil_outcome o = resil_rng_below(&r, 100) < (phase ? 70 : 5) ? RESIL_OUTCOME_FAILURE
-                                                                      : RESIL_OUTCOME_SUCCESS;
-        resil_status s = resil_breaker_record(c->b, &p, o, 1);
-        if (s != RESIL_OK && s != RESIL_E_STALE)
-            atomic_fetch_add(&c->sc->violations, 1);
-    }
-    atomic_fetch_add(&c->sc->ops, ops);
+    breaker_chaos_run(c->b, &c->sc->n, c->k, c->until,
+                      (uint64_t)getpid() << 20 ^ (uint64_t)(uintptr_t)&arg);
     return NULL;
 }
 
 static int child_main(void *mem, size_t len, shared_counts *sc, uint32_t k, double until)
 {
     proc_ctx c = {NULL, sc, until, k};
-    resil_breaker_local_t local = {{0}, count_event, sc, (uint64_t)getpid()};
+    resil_breaker_local_t local = {{0}, breaker_chaos_count_event, &sc->n, (uint64_t)getpid()};
     if (resil_breaker_attach(mem, len, &local, &c.b) != RESIL_OK)
         return 2;
     pthread_t t[THREADS_PER_PROC];
@@ -127,14 +101,15 @@ static void processes_share_one_breaker_through_two_mappings(void **state)
     resil_breaker_stats(b, &s);
     print_message("procs: %d processes x %d threads, %lu calls, %lu probes, %llu transitions, "
                   "%lu listener calls, %lu violations, %lu checks passed\n",
-                  PROCS, THREADS_PER_PROC, atomic_load(&sc->ops), atomic_load(&sc->probes_total),
-                  (unsigned long long)s.transitions, atomic_load(&sc->listener_calls),
-                  atomic_load(&sc->violations), atomic_load(&sc->checks));
+                  PROCS, THREADS_PER_PROC, atomic_load(&sc->n.ops),
+                  atomic_load(&sc->n.probes_total), (unsigned long long)s.transitions,
+                  atomic_load(&sc->n.listener_calls), atomic_load(&sc->n.violations),
+                  atomic_load(&sc->checks));
     assert_int_equal(failed, 0);
     assert_int_equal(atomic_load(&sc->checks), PROCS);
-    assert_int_equal(atomic_load(&sc->violations), 0);
-    assert_int_equal(s.transitions, atomic_load(&sc->listener_calls));
-    assert_true(s.opens > 0 && atomic_load(&sc->probes_total) > 0);
+    assert_int_equal(atomic_load(&sc->n.violations), 0);
+    assert_int_equal(s.transitions, atomic_load(&sc->n.listener_calls));
+    assert_true(s.opens > 0 && atomic_load(&sc->n.probes_total) > 0);
     assert_int_equal(resil_breaker_check(b), RESIL_OK);
     resil_breaker_free(b);
     test_shared_free(sc, round_page(sizeof *sc));
