@@ -1,0 +1,94 @@
+#define _DEFAULT_SOURCE
+#include "internal/owner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "internal/atomic.h"
+
+static resil__atomic_u64 cached; /* packed identity of this process, 0 = unknown */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void child_after_fork(void) { resil__a64_store_relaxed(&cached, 0); }
+
+static void register_atfork(void) { pthread_atfork(NULL, NULL, child_after_fork); }
+
+int resil__owner_read(int pid, char *state, uint64_t *start_ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "pid (comm) S f4 f5 ...": comm may hold spaces and parentheses, so
+     * fields are counted from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0')
+        return -1;
+    p += 2;
+    *state = *p;
+    /* p is at field 3; the start time is field 22. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    uint64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    *start_ticks = v;
+    return 0;
+}
+
+uint64_t resil__owner_cached(void) { return resil__a64_load_relaxed(&cached); }
+
+uint64_t resil__owner_self(void)
+{
+    uint64_t v = resil__a64_load_relaxed(&cached);
+    if (v != 0)
+        return v;
+    pthread_once(&atfork_once, register_atfork);
+    pid_t pid = getpid();
+    char st = 0;
+    uint64_t start = 0;
+    if (resil__owner_read((int)pid, &st, &start) != 0)
+        start = 0;
+    resil__owner o = {(uint32_t)pid, (uint32_t)start};
+    v = resil__owner_pack(o);
+    resil__a64_store_relaxed(&cached, v);
+    return v;
+}
+
+int resil__owner_alive(resil__owner o)
+{
+    if (o.pid == 0 || o.pid > (uint32_t)INT32_MAX)
+        return 0;
+    if (kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    char st = 0;
+    uint64_t start = 0;
+    if (resil__owner_read((int)o.pid, &st, &start) != 0)
+        return kill((pid_t)o.pid, 0) == 0 || errno != ESRCH; /* /proc silent: trust kill */
+    if (st == 'Z' || st == 'X')
+        return 0;
+    if (o.start != 0 && (uint32_t)start != o.start)
+        return 0; /* the pid was reused */
+    return 1;
+}
