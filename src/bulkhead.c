@@ -490,7 +490,7 @@ static inline resil_status take_cell(resil_bulkhead_t *h, uint64_t tag,
                 return RESIL_OK;
             }
         }
-        seen += 4;
+        seen += w == n - 1 ? 4 - (n * 4 - k->cfg.max_concurrent) : 4; /* all real lanes busy */
         if (++w == n)
             w = 0;
     }
