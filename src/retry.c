@@ -216,12 +216,16 @@ static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_
     }
 
     switch (p->backoff) {
-    case RESIL_BACKOFF_EXPONENTIAL: {
-        /* x < (double)cap <= 2^64 guarantees the conversion is defined */
-        double x = (double)d * p->multiplier;
-        st->backoff_ns = x < (double)cap ? (uint64_t)x : cap;
+    case RESIL_BACKOFF_EXPONENTIAL:
+        if (RESIL__LIKELY(p->multiplier == 2.0)) {
+            /* the common case, in integers: no conversions */
+            st->backoff_ns = d > cap / 2 ? cap : d * 2;
+        } else {
+            /* x < (double)cap <= 2^64 guarantees the conversion is defined */
+            double x = (double)d * p->multiplier;
+            st->backoff_ns = x < (double)cap ? (uint64_t)x : cap;
+        }
         break;
-    }
     case RESIL_BACKOFF_LINEAR:
         st->backoff_ns = resil__min_u64(cap, resil__sat_add(d, p->increment_ns));
         break;
@@ -362,12 +366,45 @@ resil_status resil_retry_execute(const resil_retry_policy_t *p, resil_retry_call
     if (p == NULL || fn == NULL)
         return resil__fail(RESIL_E_INVALID_ARG, "retry_execute: %s is NULL",
                            p == NULL ? "policy" : "fn");
-    resil_retry_state_t st;
-    resil_status s = resil_retry_state_init(&st, p);
-    if (s != RESIL_OK)
+    resil_status s = policy_check(p);
+    if (RESIL__UNLIKELY(s != RESIL_OK))
         return s;
-
     const int timed = needs_time(p);
+    resil_retry_state_t st;
+    if (RESIL__LIKELY(!timed)) {
+        /* Fast path: no deadline and no budget, so nothing needs recording
+         * before the first attempt; a first-time success costs one check. */
+        resil_retry_hint_t hint = {RESIL_RETRY_HINT_NONE, 0};
+        int r = fn(ctx, 1, &hint);
+        resil_retry_outcome o = classify != NULL
+                                    ? classify(ctx, r)
+                                    : (r == 0 ? RESIL_RETRY_SUCCESS : RESIL_RETRY_FAILURE);
+        if (RESIL__LIKELY(o == RESIL_RETRY_SUCCESS)) {
+            if (out != NULL) {
+                out->last_result = r;
+                out->outcome = o;
+                out->attempts = 1;
+                out->reason = RESIL_RETRY_STOP_SUCCEEDED;
+            }
+            return RESIL_OK;
+        }
+        (void)resil_retry_state_init_at(&st, p, 0);
+        uint64_t delay = 0;
+        resil_retry_reason why = resil_retry_next_delay_at(&st, 0, o, &hint, &delay);
+        if (why != RESIL_RETRY_GO) {
+            if (out != NULL) {
+                out->last_result = r;
+                out->outcome = o;
+                out->attempts = st.attempt;
+                out->reason = why;
+            }
+            return resil_retry_reason_status(why);
+        }
+        resil_clock_sleep(&p->clock, delay);
+    } else {
+        (void)resil_retry_state_init(&st, p);
+    }
+
     for (;;) {
         resil_retry_hint_t hint = {RESIL_RETRY_HINT_NONE, 0};
         int r = fn(ctx, st.attempt, &hint);

@@ -399,8 +399,9 @@ static inline resil_status verdict(resil_retry_budget_t *b, int allowed)
         resil__a64_fetch_add_relaxed(&b->granted, 1);
         return RESIL_OK;
     }
+    /* a refusal is an ordinary outcome, not an error: no detail to format */
     resil__a64_fetch_add_relaxed(&b->refused, 1);
-    return resil__fail(RESIL_E_BUDGET_EXHAUSTED, "retry_budget: retry refused");
+    return RESIL_E_BUDGET_EXHAUSTED;
 }
 
 resil_status resil_retry_budget_on_failure(resil_retry_budget_t *b, uint64_t now_ns, int timeout,

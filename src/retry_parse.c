@@ -191,7 +191,7 @@ resil_status resil_retry_after_parse(const char *s, size_t len, int64_t now_unix
         return resil__fail(RESIL_E_PARSE, "retry_after: empty value");
     uint64_t delay_ns;
     if (s[0] >= '0' && s[0] <= '9') {
-        uint64_t secs;
+        uint64_t secs = 0;
         resil_status st = decimal(s, len, "retry_after", &secs);
         if (st != RESIL_OK)
             return st;
@@ -225,7 +225,7 @@ resil_status resil_retry_grpc_pushback_parse(const char *s, size_t len, resil_re
                            s == NULL ? "input" : "hint");
     trim(&s, &len);
     int neg = len > 0 && s[0] == '-';
-    uint64_t v;
+    uint64_t v = 0;
     resil_status st = decimal(s + neg, len - (size_t)neg, "grpc-retry-pushback-ms", &v);
     if (st == RESIL_OK && v > (neg ? UINT64_C(2147483648) : UINT64_C(2147483647)))
         st = resil__fail(RESIL_E_PARSE, "grpc-retry-pushback-ms: %s%llu is outside int32",
@@ -247,7 +247,7 @@ resil_status resil_retry_ms_parse(const char *s, size_t len, resil_retry_hint_t 
         return resil__fail(RESIL_E_INVALID_ARG, "retry_ms_parse: %s is NULL",
                            s == NULL ? "input" : "hint");
     trim(&s, &len);
-    uint64_t v;
+    uint64_t v = 0;
     resil_status st = decimal(s, len, "retry_ms", &v);
     if (st != RESIL_OK)
         return st;
