@@ -385,8 +385,11 @@ resil_status resil_breaker_set_stats(resil_breaker_set_t *s, resil_breaker_set_s
     memset(out, 0, sizeof *out);
     out->capacity = k->cfg.capacity;
     out->slots = k->cfg.slots;
-    for (uint32_t i = 0; i < k->cfg.slots; i++)
-        out->keys += sl_state(resil__a64_load_acquire(&slot(k, i)[SW_WORD])) == SL_READY;
+    for (uint32_t i = 0; i < k->cfg.slots; i++) {
+        unsigned st = sl_state(resil__a64_load_acquire(&slot(k, i)[SW_WORD]));
+        out->keys += st == SL_READY;
+        out->busy += st == SL_BUSY;
+    }
     out->inserts = resil__a64_load_relaxed(&k->inserts);
     out->evictions = resil__a64_load_relaxed(&k->evictions);
     out->full = resil__a64_load_relaxed(&k->full);

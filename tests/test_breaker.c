@@ -857,6 +857,93 @@ static void listener_sees_each_transition_once_in_order(void **state)
     done(f);
 }
 
+/* ---------------------------------------------------------------- edges */
+
+static void a_copied_probe_permit_counts_once(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50);
+    c.half_open_probes = 2;
+    fixture *f = make(&c);
+    failn(f, 2);
+    advance(f, RESIL_SEC(10));
+    resil_breaker_permit_t p, copy;
+    assert_int_equal(try_acquire(f, &p), RESIL_OK);
+    copy = p; /* the caller duplicated the value */
+    assert_int_equal(resil_breaker_record(f->b, &p, RESIL_OUTCOME_SUCCESS, 1), RESIL_OK);
+    assert_int_equal(resil_breaker_record(f->b, &copy, RESIL_OUTCOME_SUCCESS, 1), RESIL_E_STALE);
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.probes_completed, 1); /* one probe issued, one outcome */
+    assert_int_equal(cur(f), RESIL_BREAKER_HALF_OPEN);
+    done(f);
+}
+
+static resil_outcome garbage(void *ctx)
+{
+    (void)ctx;
+    return (resil_outcome)99;
+}
+
+static void execute_treats_a_garbage_outcome_as_failure(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50);
+    fixture *f = make(&c);
+    resil_outcome o;
+    assert_int_equal(resil_breaker_execute(f->b, garbage, NULL, &o), RESIL_E_CALL_FAILED);
+    assert_int_equal(o, 99); /* what the callback said, untouched */
+    assert_int_equal(resil_breaker_execute(f->b, garbage, NULL, NULL), RESIL_E_CALL_FAILED);
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+    done(f);
+}
+
+static void shadow_mode_admits_past_k_probes_and_is_entered_once(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50);
+    c.half_open_probes = 1;
+    fixture *f = make(&c);
+    assert_int_equal(resil_breaker_metrics_only(f->b), RESIL_OK);
+    assert_int_equal(resil_breaker_metrics_only(f->b), RESIL_OK);
+    assert_int_equal(f->n_ev, 1);
+    failn(f, 2);
+    advance(f, RESIL_SEC(10));
+    resil_breaker_permit_t probe, extra;
+    assert_int_equal(try_acquire(f, &probe), RESIL_OK);
+    assert_true(resil_breaker_permit_is_probe(&probe));
+    assert_int_equal(try_acquire(f, &extra), RESIL_OK); /* would be HALF_OPEN_FULL */
+    assert_false(resil_breaker_permit_is_probe(&extra));
+    assert_int_equal(resil_breaker_record(f->b, &extra, RESIL_OUTCOME_FAILURE, 1), RESIL_OK);
+    assert_int_equal(resil_breaker_record(f->b, &probe, RESIL_OUTCOME_SUCCESS, 1), RESIL_OK);
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.inner_state, RESIL_BREAKER_CLOSED); /* the extra call did not count */
+    assert_int_equal(resil_breaker_open_until(f->b, RESIL_SEC(2000)), RESIL_E_STATE);
+    done(f);
+}
+
+static void time_window_probe_failure_reopens(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_time();
+    c.slow_rate_threshold = 50;
+    c.slow_call_duration_ns = RESIL_MS(100);
+    fixture *f = make(&c);
+    failn(f, 4);
+    advance(f, RESIL_SEC(5));
+    resil_breaker_permit_t p;
+    assert_int_equal(try_acquire(f, &p), RESIL_OK);
+    assert_int_equal(resil_breaker_record(f->b, &p, RESIL_OUTCOME_FAILURE, RESIL_SEC(1)), RESIL_OK);
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.failures, 5);
+    assert_int_equal(s.slow_calls, 1);
+    assert_int_equal(s.opens, 2);
+    done(f);
+}
+
 /* ---------------------------------------------------------------- memory */
 
 static void caller_memory_init_and_attach_share_one_breaker(void **state)
@@ -912,6 +999,27 @@ static void attach_refuses_zeroed_corrupt_and_foreign_blocks(void **state)
     mem[2] ^= 1; /* the kind */
     assert_int_equal(resil_breaker_attach(mem, need, NULL, &b), RESIL_E_WRONG_KIND);
     mem[2] ^= 1;
+    assert_int_equal(resil_breaker_attach(mem, need, NULL, &b), RESIL_OK);
+    resil_breaker_free(b);
+    /* damage the live state, which no checksum covers: attach checks it */
+    uint64_t saved = 0, bad_state = 7; /* inner state 7 does not exist */
+    size_t state_off = 0;
+    for (size_t off = 64; off < need; off += 64) { /* the state word leads its line */
+        memcpy(&saved, mem + off, 8);
+        if ((saved & 0xffffff) == 0x000100) { /* CLOSED, generation 1 */
+            state_off = off;
+            break;
+        }
+    }
+    assert_true(state_off != 0);
+    memcpy(mem + state_off, &bad_state, 8);
+    assert_int_equal(resil_breaker_attach(mem, need, NULL, &b), RESIL_E_CORRUPT);
+    assert_non_null(strstr(resil_status_detail(), "out of range"));
+    uint64_t too_many = (uint64_t)1 << 48 | (uint64_t)4095 << 36; /* 4095 probes issued, K = 10 */
+    memcpy(mem + state_off, &saved, 8);
+    memcpy(mem + state_off + 8, &too_many, 8);
+    assert_int_equal(resil_breaker_attach(mem, need, NULL, &b), RESIL_E_CORRUPT);
+    memset(mem + state_off + 8, 0, 8);
     assert_int_equal(resil_breaker_attach(mem, need, NULL, &b), RESIL_OK);
     resil_breaker_free(b);
     /* random bytes: a status, never a crash */
@@ -974,6 +1082,10 @@ int main(void)
         cmocka_unit_test(execute_measures_the_call_on_the_handles_clock),
         cmocka_unit_test(clock_that_steps_back_or_jumps_never_breaks_it),
         cmocka_unit_test(listener_sees_each_transition_once_in_order),
+        cmocka_unit_test(a_copied_probe_permit_counts_once),
+        cmocka_unit_test(execute_treats_a_garbage_outcome_as_failure),
+        cmocka_unit_test(shadow_mode_admits_past_k_probes_and_is_entered_once),
+        cmocka_unit_test(time_window_probe_failure_reopens),
         cmocka_unit_test(caller_memory_init_and_attach_share_one_breaker),
         cmocka_unit_test(attach_refuses_zeroed_corrupt_and_foreign_blocks),
         cmocka_unit_test(allocation_failure_is_reported_and_leaks_nothing),

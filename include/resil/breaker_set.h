@@ -164,6 +164,7 @@ typedef struct resil_breaker_set_stats {
     uint32_t capacity;  /**< keys the set is sized for */
     uint32_t slots;     /**< slots in the table */
     uint32_t keys;      /**< keys held now */
+    uint32_t busy;      /**< slots being written now, or abandoned by a dead process */
     uint64_t inserts;   /**< keys added */
     uint64_t evictions; /**< idle CLOSED breakers evicted */
     uint64_t full;      /**< acquires refused with RESIL_E_FULL */
