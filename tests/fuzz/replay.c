@@ -2,30 +2,46 @@
  * Runs a fuzz target without libFuzzer, so every build tests it: first each
  * file named on the command line (the committed corpus and past crashes),
  * then RESIL_FUZZ_RUNS (default 20000) random inputs from a fixed seed.
- * A failing input is written to fuzz-failure.bin before the target aborts.
+ * A failing input is written to fuzz-failure.bin when the target aborts.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "resil/random.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t buf[4096];
+static const uint8_t *current;
+static size_t current_size;
+
+/* On abort, save the input that caused it (async-signal-safe calls only). */
+static void save_failure(int sig)
+{
+    int fd = open("fuzz-failure.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        ssize_t w = write(fd, current, current_size);
+        (void)w;
+        close(fd);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static void run(const uint8_t *data, size_t size)
 {
-    FILE *f = fopen("fuzz-failure.bin", "wb"); /* kept only if the target aborts */
-    if (f != NULL) {
-        fwrite(data, 1, size, f);
-        fclose(f);
-    }
+    current = data;
+    current_size = size;
     LLVMFuzzerTestOneInput(data, size);
 }
 
 int main(int argc, char **argv)
 {
+    signal(SIGABRT, save_failure);
     size_t files = 0;
     for (int i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");
@@ -48,7 +64,6 @@ int main(int argc, char **argv)
             buf[j] = (uint8_t)resil_rng_next(&r);
         run(buf, n);
     }
-    remove("fuzz-failure.bin");
     printf("replay: %zu corpus files and %ld random inputs passed\n", files, runs);
     return 0;
 }
