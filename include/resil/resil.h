@@ -11,9 +11,12 @@
 #include "resil/base.h"
 #include "resil/breaker.h"
 #include "resil/breaker_set.h"
+#include "resil/bulkhead.h"
 #include "resil/clock.h"
 #include "resil/export.h"
+#include "resil/limiter.h"
 #include "resil/random.h"
+#include "resil/ratelimit.h"
 #include "resil/retry.h"
 #include "resil/status.h"
 
