@@ -194,15 +194,35 @@ static uint32_t thread_index(void)
     return i - 1;
 }
 
-static stripe *my_stripe(const block *k)
-{
-    return &stripes_of(k)[thread_index() & (k->cfg.stripes - 1)];
-}
+/* Per-thread cache of where this thread starts scanning and which stripe
+ * it counts on, for the last block it used: the hot path then makes no
+ * division. */
+static __thread struct {
+    const void *blk;
+    uint32_t start;
+    stripe *st;
+} tl_cache;
 
-static uint32_t start_word(const block *k)
+static void fill_cache(const block *k)
 {
     uint32_t n = k->cfg.nwords, t = thread_index();
-    return n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
+    tl_cache.start = n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
+    tl_cache.st = &stripes_of(k)[t & (k->cfg.stripes - 1)];
+    tl_cache.blk = k;
+}
+
+static inline stripe *my_stripe(const block *k)
+{
+    if (RESIL__UNLIKELY(tl_cache.blk != k))
+        fill_cache(k);
+    return tl_cache.st;
+}
+
+static inline uint32_t start_word(const block *k)
+{
+    if (RESIL__UNLIKELY(tl_cache.blk != k))
+        fill_cache(k);
+    return tl_cache.start;
 }
 
 /* ---- config ---- */
@@ -299,13 +319,11 @@ resil_status resil_bulkhead_init(void *mem, size_t len, const resil_bulkhead_con
 
 /* ---- reclaim ---- */
 
-/* Clears every lane of cells[w] for which @p invalid says so; counts them. */
-static uint32_t lane_count(uint64_t v, uint64_t tag)
+/* Lanes of @p v that hold a nonzero cell. */
+static inline uint32_t busy_lanes(uint64_t v)
 {
-    uint32_t n = 0;
-    for (int l = 0; l < 4; l++)
-        n += ((v >> (16 * l)) & 0xFFFF) == tag;
-    return n;
+    const uint64_t low = ~HIGHS;
+    return (uint32_t)__builtin_popcountll((((v & low) + low) | v) & HIGHS);
 }
 
 /* Whether a cell tag is valid now (see the protocol invariant above). */
@@ -476,7 +494,7 @@ static inline resil_status take_cell(resil_bulkhead_t *h, uint64_t tag,
         while ((z = zero_lanes(v)) != 0) {
             uint32_t lane = (uint32_t)__builtin_ctzll(z) / 16;
             if (resil__a64_cas_acq_rel(cw, &v, v | tag << (16 * lane))) {
-                uint32_t busy = 4 - lane_count(v, 0);
+                uint32_t busy = busy_lanes(v);
                 if (w == n - 1)
                     busy -= n * 4 - k->cfg.max_concurrent;
                 seen += busy + 1;
@@ -797,7 +815,7 @@ resil_status resil_bulkhead_attach(void *mem, size_t len, const resil_bulkhead_l
         s = check_cells(mem, 0, &n);
     if (s != RESIL_OK)
         return s;
-    resil_bulkhead_t *h;
+    resil_bulkhead_t *h = NULL;
     s = make_handle(mem, local, 0, &h);
     if (s != RESIL_OK)
         return s;
@@ -820,7 +838,7 @@ resil_status resil_bulkhead_new(const resil_bulkhead_config_t *cfg,
     if (size == 0)
         return cfg == NULL ? resil__fail(RESIL_E_INVALID_ARG, "bulkhead_new: config is NULL")
                            : resil_bulkhead_config_check(cfg);
-    resil_bulkhead_t *h;
+    resil_bulkhead_t *h = NULL;
     resil_status s = make_handle(NULL, local, size, &h);
     if (s != RESIL_OK)
         return s;

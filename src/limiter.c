@@ -420,7 +420,7 @@ static resil_status end_call(resil_limiter_t *l, resil_limiter_permit_t *permit,
 resil_status resil_limiter_release(resil_limiter_t *l, resil_limiter_permit_t *permit,
                                    uint64_t latency_ns, int dropped)
 {
-    uint32_t in_flight;
+    uint32_t in_flight = 0;
     resil_status s = end_call(l, permit, &in_flight);
     if (s != RESIL_OK)
         return s;
@@ -447,7 +447,7 @@ resil_status resil_limiter_release(resil_limiter_t *l, resil_limiter_permit_t *p
 
 resil_status resil_limiter_release_ignored(resil_limiter_t *l, resil_limiter_permit_t *permit)
 {
-    uint32_t in_flight;
+    uint32_t in_flight = 0;
     return end_call(l, permit, &in_flight);
 }
 

@@ -175,7 +175,7 @@ resil_status resil_ratelimit_new(const resil_ratelimit_config_t *cfg,
     resil_status s = resil_ratelimit_config_check(cfg);
     if (s != RESIL_OK)
         return s;
-    resil_ratelimit_t *r;
+    resil_ratelimit_t *r = NULL;
     s = make_handle(NULL, local, 1, &r);
     if (s != RESIL_OK)
         return s;

@@ -197,7 +197,7 @@ resil_status resil_ratelimit_set_new(const resil_ratelimit_set_config_t *cfg,
     resil_status s = make_cfg(cfg, &c);
     if (s != RESIL_OK)
         return s;
-    resil_ratelimit_set_t *r;
+    resil_ratelimit_set_t *r = NULL;
     s = make_handle(NULL, local, size_of(c.capacity), &r);
     if (s != RESIL_OK)
         return s;

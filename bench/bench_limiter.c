@@ -1,0 +1,73 @@
+/*
+ * Adaptive limiter acquire + release with a latency sample (the caller
+ * passes the latency it measured: no clock read inside), for both
+ * algorithms, beside one fetch_add and one clock read from the same run.
+ * A caller measuring latency itself adds two clock reads per call.
+ */
+#include "bench.h"
+#include "internal/atomic.h"
+#include "resil/limiter.h"
+
+static resil__atomic_u64 word;
+
+static void fetch_add(void *ctx, uint64_t n)
+{
+    (void)ctx;
+    for (uint64_t i = 0; i < n; i++)
+        resil__a64_fetch_add_relaxed(&word, 1);
+}
+
+static void clock_read(void *ctx, uint64_t n)
+{
+    (void)ctx;
+    for (uint64_t i = 0; i < n; i++)
+        BENCH_KEEP(resil_clock_now(NULL));
+}
+
+static void cycle(void *ctx, uint64_t n)
+{
+    resil_limiter_permit_t p;
+    for (uint64_t i = 0; i < n; i++) {
+        if (resil_limiter_try_acquire(ctx, &p) == RESIL_OK)
+            resil_limiter_release(ctx, &p, RESIL_MS(10) + (i & 1023), 0);
+    }
+}
+
+static void cycle_clocked(void *ctx, uint64_t n)
+{
+    resil_limiter_permit_t p;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t t0 = resil_clock_now(NULL);
+        if (resil_limiter_try_acquire(ctx, &p) == RESIL_OK)
+            resil_limiter_release(ctx, &p, resil_clock_now(NULL) - t0, 0);
+    }
+}
+
+int main(void)
+{
+    uint64_t iters = bench_iters(10000000);
+    double fa = bench_single(fetch_add, NULL, iters, 5);
+    bench_report("limiter.baseline.fetch_add", fa, 1, NULL, 0, NULL);
+    double ck = bench_single(clock_read, NULL, iters, 5);
+    bench_report("limiter.baseline.clock_monotonic", ck, 1, NULL, 0, NULL);
+    const char *names[] = {"aimd", "gradient"};
+    for (int a = 0; a < 2; a++) {
+        resil_limiter_config_t c = resil_limiter_config_default();
+        c.algorithm = (resil_limiter_algorithm)a;
+        resil_limiter_t *l;
+        if (resil_limiter_new(&c, &l) != RESIL_OK)
+            return 1;
+        char name[64];
+        snprintf(name, sizeof name, "limiter.%s.acquire_release_sample", names[a]);
+        double one = bench_single(cycle, l, iters, 5);
+        bench_report(name, one, 1, NULL, 0, "fetch_adds=%.2f", one / fa);
+        snprintf(name, sizeof name, "limiter.%s.acquire_release_2_clock_reads", names[a]);
+        double clocked = bench_single(cycle_clocked, l, iters, 5);
+        bench_report(name, clocked, 1, NULL, 0, "minus_2_clocks=%.2f", clocked - 2 * ck);
+        snprintf(name, sizeof name, "limiter.%s.acquire_release_sample", names[a]);
+        double two = bench_threads(cycle, l, 2, iters / 2, 5);
+        bench_report(name, two, 2, NULL, 0, "scaling_vs_1_thread=%.2f", one / two);
+        resil_limiter_free(l);
+    }
+    return 0;
+}
