@@ -120,9 +120,10 @@ static void bench_budget_cycle(void *c, uint64_t iters)
 static void bench_budget_ratio_cycle(void *c, uint64_t iters)
 {
     resil_retry_budget_t *b = c;
-    for (uint64_t i = 0; i < iters; i++) {
-        resil_retry_budget_on_request(b, 0);
-        resil_status s = resil_retry_budget_on_failure(b, 0, 0, 1, NULL);
+    uint64_t now = RESIL_SEC(1000000); /* a monotonic clock about 11 days after boot */
+    for (uint64_t i = 0; i < iters; i++, now += 100) {
+        resil_retry_budget_on_request(b, now);
+        resil_status s = resil_retry_budget_on_failure(b, now, 0, 1, NULL);
         BENCH_KEEP(s);
     }
 }

@@ -6,6 +6,7 @@
 
 #include "internal/alloc.h"
 #include "internal/atomic.h"
+#include "internal/stripe.h"
 #include "internal/util.h"
 
 #define RESIL__STR2(x) #x
@@ -71,6 +72,15 @@ void resil__free(const resil_allocator_t *by, void *p, size_t size)
 {
     if (p != NULL)
         by->free(by->ctx, p, size);
+}
+
+_Thread_local uint32_t resil__stripe_plus1 __attribute__((tls_model("initial-exec")));
+static resil__atomic_u32 next_stripe;
+
+uint32_t resil__stripe_assign(void)
+{
+    resil__stripe_plus1 = resil__a32_fetch_add_relaxed(&next_stripe, 1) + 1;
+    return resil__stripe_plus1;
 }
 
 #ifdef RESIL_STEP_HOOKS

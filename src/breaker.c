@@ -54,6 +54,7 @@
 #include "internal/breaker.h"
 #include "internal/divide.h"
 #include "internal/rng.h"
+#include "internal/stripe.h"
 #include "internal/util.h"
 
 #define LAYOUT_VERSION 1
@@ -345,21 +346,7 @@ size_t resil_breaker_size(const resil_breaker_config_t *cfg)
 
 static inline uint64_t now_of(const resil_breaker_t *b) { return resil_clock_now(&b->clock); }
 
-/* The calling thread's stripe, assigned round-robin on first use. */
-static resil__atomic_u32 next_stripe;
-/* initial-exec: one small variable in static TLS, read with a single
- * %fs-relative load instead of a __tls_get_addr call (the library is PIC). */
-static _Thread_local uint32_t my_stripe_plus1 __attribute__((tls_model("initial-exec")));
-
-static inline uint32_t stripe_index(const block *k)
-{
-    uint32_t s = my_stripe_plus1;
-    if (RESIL__UNLIKELY(s == 0)) {
-        s = resil__a32_fetch_add_relaxed(&next_stripe, 1) + 1;
-        my_stripe_plus1 = s;
-    }
-    return (s - 1) & (k->cfg.stripes - 1);
-}
+static inline uint32_t stripe_index(const block *k) { return resil__stripe(k->cfg.stripes); }
 
 static inline uint64_t sum_stripes(const block *k, uint32_t word)
 {

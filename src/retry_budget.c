@@ -6,12 +6,14 @@
  *
  *   offset  size  field
  *        0    32  block header (kind RETRY_BUDGET)
- *       32    64  budget_cfg: the immutable configuration (hashed)
- *       96     4  owned: OWNED_MAGIC if made by resil_retry_budget_new()
- *      128     8  level: the one word every decision CASes (own cache line)
- *      192     8  granted \  statistics, relaxed, on their own line so
- *      200     8  refused /  they do not slow the level word down
- *      256  16*B  ratio kind only: B buckets of {requests, retries}
+ *       32   112  budget_cfg: the immutable configuration (hashed), with the
+ *                 dividers that replace divisions on the hot path
+ *      144     4  owned: OWNED_MAGIC if made by resil_retry_budget_new()
+ *      192     8  level: the one word every decision CASes (own cache line)
+ *      256   256  4 stripes of {granted, refused}: statistics, relaxed, one
+ *                 cache line per stripe, so threads counting them do not
+ *                 contend with each other or with the level word
+ *      512  16*B  ratio kind only: B buckets of {requests, retries}
  *
  * level: token bucket: tokens in thousandths (0..max_tokens*1000), so
  * gRPC's fractional token_ratio (3 decimals) is exact integer arithmetic
@@ -40,6 +42,8 @@
 #include "internal/alloc.h"
 #include "internal/atomic.h"
 #include "internal/block.h"
+#include "internal/divide.h"
+#include "internal/stripe.h"
 #include "internal/util.h"
 #include "resil/retry.h"
 
@@ -63,28 +67,33 @@ typedef struct budget_cfg {
     uint32_t timeout_cost;
     uint32_t no_retry_increment;
     uint64_t ttl_ns;
-    uint64_t slot_ns; /* ttl_ns / buckets */
-    uint64_t floor;   /* min_retries_per_sec * ttl seconds, precomputed */
+    uint64_t slot_ns;          /* ttl_ns / buckets */
+    uint64_t floor;            /* min_retries_per_sec * ttl seconds, precomputed */
+    resil__divider slot_div;   /* now / slot_ns */
+    resil__divider bucket_div; /* slot % buckets */
 } budget_cfg;
+
+#define BUDGET_STRIPES 4
+
+typedef struct budget_stats {
+    _Alignas(64) resil__atomic_u64 granted;
+    resil__atomic_u64 refused;
+} budget_stats;
 
 struct resil_retry_budget {
     resil__block_header h;
     budget_cfg cfg;
     uint32_t owned;
-    uint32_t pad0[7];
-    resil__atomic_u64 level;
-    uint64_t pad1[7];
-    resil__atomic_u64 granted;
-    resil__atomic_u64 refused;
-    uint64_t pad2[6];
+    _Alignas(64) resil__atomic_u64 level;
+    _Alignas(64) budget_stats stats[BUDGET_STRIPES];
     resil__atomic_u64 slots[]; /* 2 per bucket: requests, retries */
 };
 
-_Static_assert(sizeof(budget_cfg) == 64, "budget config layout is ABI");
+_Static_assert(sizeof(budget_cfg) == 112, "budget config layout is ABI");
 _Static_assert(offsetof(struct resil_retry_budget, cfg) == 32, "budget layout is ABI");
-_Static_assert(offsetof(struct resil_retry_budget, level) == 128, "budget layout is ABI");
-_Static_assert(offsetof(struct resil_retry_budget, granted) == 192, "budget layout is ABI");
-_Static_assert(offsetof(struct resil_retry_budget, slots) == 256, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, level) == 192, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, stats) == 256, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, slots) == 512, "budget layout is ABI");
 
 /* Trailer after a heap block made by resil_retry_budget_new(). */
 typedef struct owned_trailer {
@@ -198,6 +207,8 @@ static void write_block(struct resil_retry_budget *b, const resil_retry_budget_c
     c->slot_ns = cfg->ttl_ns / cfg->buckets;
     if (c->slot_ns == 0)
         c->slot_ns = 1;
+    c->slot_div = resil__divider_make(c->slot_ns);
+    c->bucket_div = resil__divider_make(c->buckets);
     /* <= 1e6 * 3.6e12 < 2^64 */
     c->floor = (uint64_t)cfg->min_retries_per_sec * cfg->ttl_ns / UINT64_C(1000000000);
     b->owned = owned;
@@ -245,6 +256,12 @@ static resil_status invariants(const struct resil_retry_budget *b)
     pub.no_retry_increment = c->no_retry_increment;
     if ((unsigned)c->kind > RESIL_RETRY_BUDGET_QUOTA || cfg_check(&pub) != RESIL_OK)
         return resil__fail(RESIL_E_CORRUPT, "retry_budget: stored configuration is invalid");
+    resil__divider sd = resil__divider_make(c->slot_ns), bd = resil__divider_make(c->buckets);
+    if (c->slot_ns != (c->ttl_ns / c->buckets ? c->ttl_ns / c->buckets : 1) ||
+        c->slot_div.magic != sd.magic || c->slot_div.d != sd.d || c->slot_div.sh1 != sd.sh1 ||
+        c->slot_div.sh2 != sd.sh2 || c->bucket_div.magic != bd.magic || c->bucket_div.d != bd.d ||
+        c->bucket_div.sh1 != bd.sh1 || c->bucket_div.sh2 != bd.sh2)
+        return resil__fail(RESIL_E_CORRUPT, "retry_budget: stored dividers do not match");
     if (b->h.size != size_for(c->kind, c->buckets))
         return resil__fail(RESIL_E_CORRUPT, "retry_budget: size %llu does not match its config",
                            (unsigned long long)b->h.size);
@@ -313,7 +330,15 @@ void resil_retry_budget_free(resil_retry_budget_t *b)
 
 /* ---- ratio window ------------------------------------------------------ */
 
-static inline uint64_t slot_of(const budget_cfg *c, uint64_t now) { return now / c->slot_ns; }
+static inline uint64_t slot_of(const budget_cfg *c, uint64_t now)
+{
+    return resil__div(&c->slot_div, now);
+}
+
+static inline uint32_t bucket_of(const budget_cfg *c, uint64_t slot)
+{
+    return (uint32_t)resil__mod(&c->bucket_div, slot);
+}
 
 /* Adds one to counter word @p w for slot @p e, restarting it if it holds
  * an older slot's count; saturates at the 40-bit maximum. */
@@ -364,7 +389,7 @@ static resil_status ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
 {
     const budget_cfg *c = &b->cfg;
     uint64_t e = slot_of(c, now);
-    uint32_t idx = (uint32_t)(e % c->buckets);
+    uint32_t idx = bucket_of(c, e);
     uint64_t requests, others;
     window_sums(b, e, idx, &requests, &others);
     uint64_t allow = allowance(c, requests);
@@ -388,19 +413,20 @@ resil_status resil_retry_budget_on_request(resil_retry_budget_t *b, uint64_t now
         return resil__fail(RESIL_E_INVALID_ARG, "retry_budget_on_request: budget is NULL");
     if (b->cfg.kind == RESIL_RETRY_BUDGET_RATIO) {
         uint64_t e = slot_of(&b->cfg, now_ns);
-        count_one(&b->slots[2 * (e % b->cfg.buckets)], e);
+        count_one(&b->slots[2 * bucket_of(&b->cfg, e)], e);
     }
     return RESIL_OK;
 }
 
 static inline resil_status verdict(resil_retry_budget_t *b, int allowed)
 {
+    budget_stats *mine = &b->stats[resil__stripe(BUDGET_STRIPES)];
     if (allowed) {
-        resil__a64_fetch_add_relaxed(&b->granted, 1);
+        resil__a64_fetch_add_relaxed(&mine->granted, 1);
         return RESIL_OK;
     }
     /* a refusal is an ordinary outcome, not an error: no detail to format */
-    resil__a64_fetch_add_relaxed(&b->refused, 1);
+    resil__a64_fetch_add_relaxed(&mine->refused, 1);
     return RESIL_E_BUDGET_EXHAUSTED;
 }
 
@@ -509,8 +535,11 @@ resil_status resil_retry_budget_stats(const resil_retry_budget_t *b, uint64_t no
     } else {
         window_sums(b, slot_of(c, now_ns), UINT32_MAX, &out->window_requests, &out->window_retries);
     }
-    out->granted = resil__a64_load_relaxed(&b->granted);
-    out->refused = resil__a64_load_relaxed(&b->refused);
+    out->granted = out->refused = 0;
+    for (int i = 0; i < BUDGET_STRIPES; i++) {
+        out->granted += resil__a64_load_relaxed(&b->stats[i].granted);
+        out->refused += resil__a64_load_relaxed(&b->stats[i].refused);
+    }
     return RESIL_OK;
 }
 
