@@ -303,7 +303,7 @@ static void sizes_are_cache_lines_and_within_the_macro(void **state)
         assert_true(sz <= RESIL_RETRY_BUDGET_SIZE(nb));
     }
     resil_retry_budget_config_t c = resil_retry_budget_config_default();
-    assert_int_equal(resil_retry_budget_size(&c), 512); /* header, config, level, 4 stat stripes */
+    assert_int_equal(resil_retry_budget_size(&c), 448); /* header, config, level, 4 stat stripes */
     assert_true(resil_retry_budget_size(&c) <= RESIL_RETRY_BUDGET_SIZE(1));
 }
 
@@ -343,7 +343,7 @@ static void init_attach_and_corruption(void **state)
     /* a token level above its maximum is caught by attach and check */
     c = bucket_cfg(10, 100);
     assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
-    memset(mem + 192, 0xff, 8); /* the level word: see the layout in retry_budget.c */
+    memset(mem + 128, 0xff, 8); /* the level word: see the layout in retry_budget.c */
     assert_int_equal(resil_retry_budget_attach(mem, sizeof mem, &a), RESIL_E_CORRUPT);
     assert_int_equal(resil_retry_budget_check(b), RESIL_E_CORRUPT);
     assert_non_null(strstr(resil_status_detail(), "above its maximum"));

@@ -292,7 +292,7 @@ RESIL_API size_t resil_retry_budget_size(const resil_retry_budget_config_t *cfg)
 
 /** Compile-time upper bound of resil_retry_budget_size() for a budget with
  * @p buckets buckets (pass 1 for the token-bucket and quota kinds). */
-#define RESIL_RETRY_BUDGET_SIZE(buckets) ((size_t)(512 + 64 * (((size_t)(buckets) + 3) / 4)))
+#define RESIL_RETRY_BUDGET_SIZE(buckets) ((size_t)(448 + 64 * (((size_t)(buckets) + 3) / 4)))
 
 /** A retry budget: the state block itself. Opaque. */
 typedef struct resil_retry_budget resil_retry_budget_t;
