@@ -52,7 +52,6 @@
 #include "internal/atomic.h"
 #include "internal/block.h"
 #include "internal/breaker.h"
-#include "internal/divide.h"
 #include "internal/rng.h"
 #include "internal/stripe.h"
 #include "internal/util.h"
@@ -130,9 +129,6 @@ typedef struct bcfg {
     uint32_t off_fail_ring, off_slow_ring, size, pad;
     uint64_t window_ns, bucket_ns, slow_ns, half_open_max_ns;
     uint64_t waits[RESIL_BREAKER_MAX_GROWTH_STEPS + 1];
-    resil__divider bucket_div;  /* now / bucket_ns */
-    resil__divider nbucket_div; /* epoch % buckets */
-    resil__divider ring_div;    /* cursor % window_size */
 } bcfg;
 
 /* Words written on slow paths; on their own cache line. */
@@ -325,12 +321,6 @@ static void derive(const resil_breaker_config_t *c, bcfg *o)
     o->off_slow_ring = (uint32_t)off;
     off = round64(off + (o->has_slow_ring ? (size_t)o->window_size * 8 : 0));
     o->size = (uint32_t)off;
-    if (timed) {
-        o->bucket_div = resil__divider_make(o->bucket_ns);
-        o->nbucket_div = resil__divider_make(o->buckets);
-    } else {
-        o->ring_div = resil__divider_make(o->window_size);
-    }
 }
 
 size_t resil_breaker_size(const resil_breaker_config_t *cfg)
@@ -469,13 +459,13 @@ static window_view time_window(const block *k, uint32_t gen, uint64_t now)
 {
     const bcfg *c = &k->cfg;
     window_view v = {0, 0, 0};
-    uint64_t epoch = resil__div(&c->bucket_div, now);
+    uint64_t epoch = now / c->bucket_ns;
     uint64_t base = window_base(k, gen, epoch);
     uint64_t first = epoch >= (uint64_t)c->buckets - 1 ? epoch - (c->buckets - 1) : 0;
     if (first < base)
         first = base;
     for (uint64_t e = first; e <= epoch; e++) {
-        uint32_t i = (uint32_t)resil__mod(&c->nbucket_div, e);
+        uint32_t i = (uint32_t)(e % c->buckets);
         const resil__atomic_u64 *bw = bucket(k, i);
         uint64_t fast = 0;
         for (uint32_t s = 0; s < c->stripes; s++)
@@ -502,8 +492,8 @@ static void window_restart(block *k, uint32_t gen, uint64_t now)
     const bcfg *c = &k->cfg;
     uint64_t base;
     if (c->window_kind == RESIL_WINDOW_TIME) {
-        base = resil__div(&c->bucket_div, now);
-        uint32_t i = (uint32_t)resil__mod(&c->nbucket_div, base);
+        base = now / c->bucket_ns;
+        uint32_t i = (uint32_t)(base % c->buckets);
         for (uint32_t s = 0; s < c->stripes; s++)
             tw_reset(&stripe(k, s)[SW_BUCKETS + i], base, &k->w.counters[K_FAST]);
         resil__atomic_u64 *bw = bucket(k, i);
@@ -536,8 +526,8 @@ static void count_outcome(block *k, int fail, int slow, uint64_t now, int in_win
                 resil__a64_fetch_add_relaxed(&w->counters[K_SLOW_FAIL], 1);
             return;
         }
-        uint64_t epoch = resil__div(&c->bucket_div, now);
-        uint32_t i = (uint32_t)resil__mod(&c->nbucket_div, epoch);
+        uint64_t epoch = now / c->bucket_ns;
+        uint32_t i = (uint32_t)(epoch % c->buckets);
         if (!fail && !slow) {
             tw_add(&stripe(k, stripe_index(k))[SW_BUCKETS + i], epoch, &w->counters[K_FAST]);
             return;
@@ -568,9 +558,9 @@ static void count_outcome(block *k, int fail, int slow, uint64_t now, int in_win
         return;
     uint64_t seq = count_seq(k);
     if (fail && c->has_fail_ring)
-        resil__a64_store_relaxed(&at(k, c->off_fail_ring)[resil__mod(&c->ring_div, fail_pos)], seq);
+        resil__a64_store_relaxed(&at(k, c->off_fail_ring)[fail_pos % c->window_size], seq);
     if (slow && c->has_slow_ring)
-        resil__a64_store_relaxed(&at(k, c->off_slow_ring)[resil__mod(&c->ring_div, slow_pos)], seq);
+        resil__a64_store_relaxed(&at(k, c->off_slow_ring)[slow_pos % c->window_size], seq);
 }
 
 /* ---------------------------------------------------------------- transitions */
@@ -898,9 +888,8 @@ static inline int record_fast(resil_breaker_t *b, resil_breaker_permit_t *p, res
     if (c->window_kind == RESIL_WINDOW_COUNT) {
         resil__a64_fetch_add_relaxed(&mine[SW_FAST], 1);
     } else {
-        uint64_t epoch =
-            resil__div(&c->bucket_div, have_now ? now : resil_clock_now(&b->bucket_clock));
-        uint32_t i = (uint32_t)resil__mod(&c->nbucket_div, epoch);
+        uint64_t epoch = (have_now ? now : resil_clock_now(&b->bucket_clock)) / c->bucket_ns;
+        uint32_t i = (uint32_t)(epoch % c->buckets);
         tw_add(&mine[SW_BUCKETS + i], epoch, &k->w.counters[K_FAST]);
     }
     if (RESIL__UNLIKELY(resil__a64_load_relaxed(&k->w.consec) != 0))
@@ -1135,8 +1124,7 @@ static resil_status check_config(const block *k, size_t len)
     if (d.off_stripes != c->off_stripes || d.stripe_stride != c->stripe_stride ||
         d.off_buckets != c->off_buckets || d.off_fail_ring != c->off_fail_ring ||
         d.off_slow_ring != c->off_slow_ring || d.size != c->size || c->size > len ||
-        c->bucket_div.d != d.bucket_div.d || c->bucket_div.magic != d.bucket_div.magic ||
-        c->nbucket_div.magic != d.nbucket_div.magic || c->ring_div.magic != d.ring_div.magic)
+        c->bucket_ns != d.bucket_ns)
         return resil__fail(RESIL_E_CORRUPT, "breaker: stored layout does not match its config");
     for (int i = 1; i <= RESIL_BREAKER_MAX_GROWTH_STEPS; i++)
         if (c->waits[i] < c->waits[i - 1])
