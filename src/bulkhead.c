@@ -66,6 +66,7 @@
 #include "internal/block.h"
 #include "internal/owner.h"
 #include "internal/rng.h"
+#include "internal/stripe.h"
 #include "internal/util.h"
 
 #define LAYOUT_VERSION 1
@@ -181,31 +182,18 @@ static uint64_t ident_norm(uint64_t ident) { return rec_ident(rec_make(0, 0, ide
 
 /* ---- thread-local stripe and start position ---- */
 
-static resil__atomic_u32 thread_counter;
-static __thread uint32_t tl_index; /* 1-based; 0 = unassigned */
-
-static uint32_t thread_index(void)
-{
-    uint32_t i = tl_index;
-    if (RESIL__UNLIKELY(i == 0)) {
-        i = resil__a32_fetch_add_relaxed(&thread_counter, 1) + 1;
-        tl_index = i;
-    }
-    return i - 1;
-}
-
 /* Per-thread cache of where this thread starts scanning and which stripe
  * it counts on, for the last block it used: the hot path then makes no
  * division. */
-static __thread struct {
+static _Thread_local struct {
     const void *blk;
     uint32_t start;
     stripe *st;
-} tl_cache;
+} tl_cache __attribute__((tls_model("initial-exec"))); /* no __tls_get_addr call */
 
 static void fill_cache(const block *k)
 {
-    uint32_t n = k->cfg.nwords, t = thread_index();
+    uint32_t n = k->cfg.nwords, t = resil__thread_index();
     tl_cache.start = n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
     tl_cache.st = &stripes_of(k)[t & (k->cfg.stripes - 1)];
     tl_cache.blk = k;

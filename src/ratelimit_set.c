@@ -24,6 +24,7 @@
 #include "internal/block.h"
 #include "internal/gcra.h"
 #include "internal/ratelimit.h"
+#include "internal/stripe.h"
 #include "internal/util.h"
 #include "resil/ratelimit.h"
 
@@ -63,16 +64,7 @@ struct resil_ratelimit_set {
     size_t alloc_size;
 };
 
-static resil__atomic_u32 thread_counter;
-static __thread uint32_t tl_index;
-
-static sstripe *my_stripe(block *k)
-{
-    uint32_t i = tl_index;
-    if (RESIL__UNLIKELY(i == 0))
-        tl_index = i = resil__a32_fetch_add_relaxed(&thread_counter, 1) + 1;
-    return &k->stripes[i & (STRIPES - 1)];
-}
+static sstripe *my_stripe(block *k) { return &k->stripes[resil__stripe(STRIPES)]; }
 
 resil_ratelimit_set_config_t resil_ratelimit_set_config_default(void)
 {

@@ -16,13 +16,19 @@
 extern _Thread_local uint32_t resil__stripe_plus1 __attribute__((tls_model("initial-exec")));
 uint32_t resil__stripe_assign(void);
 
-/* The calling thread's stripe among @p stripes (a power of two). */
-static inline uint32_t resil__stripe(uint32_t stripes)
+/* The calling thread's number: 0, 1, 2, ... in the order threads first ask. */
+static inline uint32_t resil__thread_index(void)
 {
     uint32_t s = resil__stripe_plus1;
     if (__builtin_expect(s == 0, 0))
         s = resil__stripe_assign();
-    return (s - 1) & (stripes - 1);
+    return s - 1;
+}
+
+/* The calling thread's stripe among @p stripes (a power of two). */
+static inline uint32_t resil__stripe(uint32_t stripes)
+{
+    return resil__thread_index() & (stripes - 1);
 }
 
 #endif /* RESIL_INTERNAL_STRIPE_H */
