@@ -146,21 +146,6 @@ static void mutex_reject(void *ctx, uint64_t n)
         BENCH_KEEP(mb_acquire(m, mono()));
 }
 
-static resil__atomic_u64 word;
-static void fetch_add(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        resil__a64_fetch_add_relaxed(&word, 1);
-}
-
-static void clock_read(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        BENCH_KEEP(mono());
-}
-
 static resil_breaker_t *make(resil_window_kind kind)
 {
     resil_breaker_config_t c = resil_breaker_config_default();
@@ -196,8 +181,8 @@ int main(void)
     }
     uint64_t n = bench_iters(10000000);
 
-    double fa = bench_single(fetch_add, NULL, n, R);
-    double clk = bench_single(clock_read, NULL, n / 4, R);
+    double fa = bench_single(bench_fetch_add, NULL, n, R);
+    double clk = bench_single(bench_clock_read, NULL, n / 4, R);
     bench_report("breaker.limits.fetch_add", fa, 1, NULL, 0, NULL);
     bench_report("breaker.limits.clock_monotonic", clk, 1, NULL, 0, NULL);
 

@@ -10,22 +10,6 @@
 #include "internal/atomic.h"
 #include "resil/bulkhead.h"
 
-static resil__atomic_u64 word;
-
-static void fetch_add(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        resil__a64_fetch_add_relaxed(&word, 1);
-}
-
-static void clock_read(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        BENCH_KEEP(resil_clock_now(NULL));
-}
-
 static void posix_sem(void *ctx, uint64_t n)
 {
     sem_t *s = ctx;
@@ -56,9 +40,9 @@ static void bulkhead_full(void *ctx, uint64_t n)
 int main(void)
 {
     uint64_t iters = bench_iters(20000000);
-    double fa = bench_single(fetch_add, NULL, iters, 5);
+    double fa = bench_single(bench_fetch_add, NULL, iters, 5);
     bench_report("bulkhead.baseline.fetch_add", fa, 1, NULL, 0, NULL);
-    double ck = bench_single(clock_read, NULL, iters / 4, 5);
+    double ck = bench_single(bench_clock_read, NULL, iters / 4, 5);
     bench_report("bulkhead.baseline.clock_monotonic", ck, 1, NULL, 0, NULL);
 
     sem_t sem;

@@ -11,15 +11,6 @@
 #include "internal/atomic.h"
 #include "resil/resil.h"
 
-static resil__atomic_u64 word;
-
-static void fetch_add(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        resil__a64_fetch_add_relaxed(&word, 1);
-}
-
 static void raw_clock(clockid_t id, uint64_t n)
 {
     struct timespec ts;
@@ -75,9 +66,10 @@ int main(void)
 {
     const int R = 7;
     uint64_t n = bench_iters(20000000);
-    bench_report("core.atomic_fetch_add", bench_single(fetch_add, NULL, n, R), 1, NULL, 0, NULL);
-    bench_report("core.atomic_fetch_add", bench_threads(fetch_add, NULL, 2, n / 2, R), 2, NULL, 0,
-                 "note=contended_one_word");
+    bench_report("core.atomic_fetch_add", bench_single(bench_fetch_add, NULL, n, R), 1, NULL, 0,
+                 NULL);
+    bench_report("core.atomic_fetch_add", bench_threads(bench_fetch_add, NULL, 2, n / 2, R), 2,
+                 NULL, 0, "note=contended_one_word");
 
     uint64_t nc = bench_iters(5000000);
     double mono = bench_single(clock_monotonic, NULL, nc, R);

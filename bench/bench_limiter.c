@@ -8,22 +8,6 @@
 #include "internal/atomic.h"
 #include "resil/limiter.h"
 
-static resil__atomic_u64 word;
-
-static void fetch_add(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        resil__a64_fetch_add_relaxed(&word, 1);
-}
-
-static void clock_read(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        BENCH_KEEP(resil_clock_now(NULL));
-}
-
 static void cycle(void *ctx, uint64_t n)
 {
     resil_limiter_permit_t p;
@@ -46,9 +30,9 @@ static void cycle_clocked(void *ctx, uint64_t n)
 int main(void)
 {
     uint64_t iters = bench_iters(10000000);
-    double fa = bench_single(fetch_add, NULL, iters, 5);
+    double fa = bench_single(bench_fetch_add, NULL, iters, 5);
     bench_report("limiter.baseline.fetch_add", fa, 1, NULL, 0, NULL);
-    double ck = bench_single(clock_read, NULL, iters, 5);
+    double ck = bench_single(bench_clock_read, NULL, iters, 5);
     bench_report("limiter.baseline.clock_monotonic", ck, 1, NULL, 0, NULL);
     const char *names[] = {"aimd", "gradient"};
     for (int a = 0; a < 2; a++) {

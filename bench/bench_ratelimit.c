@@ -8,13 +8,6 @@
 #include "internal/atomic.h"
 #include "resil/ratelimit.h"
 
-static void clock_read(void *ctx, uint64_t n)
-{
-    (void)ctx;
-    for (uint64_t i = 0; i < n; i++)
-        BENCH_KEEP(resil_clock_now(NULL));
-}
-
 static void decide_now(void *ctx, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++)
@@ -43,7 +36,7 @@ static void keyed_at(void *ctx, uint64_t n)
 int main(void)
 {
     uint64_t iters = bench_iters(10000000);
-    double ck = bench_single(clock_read, NULL, iters, 5);
+    double ck = bench_single(bench_clock_read, NULL, iters, 5);
     bench_report("ratelimit.baseline.clock_monotonic", ck, 1, NULL, 0, NULL);
 
     resil_ratelimit_config_t c = {50000000, RESIL_SEC(1), 100}; /* T = 20 ns: about half admitted */

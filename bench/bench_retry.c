@@ -97,15 +97,6 @@ static void bench_execute(void *c, uint64_t iters)
 
 /* ---------------------------------------------------------------- budgets */
 
-static resil__atomic_u64 g_counter;
-
-static void bench_fetch_add(void *c, uint64_t iters)
-{
-    (void)c;
-    for (uint64_t i = 0; i < iters; i++)
-        resil__a64_fetch_add_relaxed(&g_counter, 1);
-}
-
 static void bench_budget_cycle(void *c, uint64_t iters)
 {
     resil_retry_budget_t *b = c;

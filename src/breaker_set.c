@@ -138,13 +138,22 @@ static int derive(const resil_breaker_set_config_t *c, scfg *o, size_t *total)
     return 1;
 }
 
+/* Validates @p cfg and derives the stored config and total size. */
+static resil_status plan(const resil_breaker_set_config_t *cfg, scfg *d, size_t *total)
+{
+    resil_status st = check_config(cfg);
+    if (st != RESIL_OK)
+        return st;
+    if (!derive(cfg, d, total))
+        return RESIL__BAD_CONFIG("breaker_set.capacity", "the set would exceed 1 TiB");
+    return RESIL_OK;
+}
+
 size_t resil_breaker_set_size(const resil_breaker_set_config_t *cfg)
 {
     scfg d;
     size_t total = 0;
-    if (check_config(cfg) != RESIL_OK || !derive(cfg, &d, &total))
-        return 0;
-    return total;
+    return plan(cfg, &d, &total) == RESIL_OK ? total : 0;
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -400,13 +409,11 @@ resil_status resil_breaker_set_stats(resil_breaker_set_t *s, resil_breaker_set_s
 
 resil_status resil_breaker_set_init(void *mem, size_t len, const resil_breaker_set_config_t *cfg)
 {
-    resil_status st = check_config(cfg);
-    if (st != RESIL_OK)
-        return st;
     scfg d;
     size_t total;
-    if (!derive(cfg, &d, &total))
-        return RESIL__BAD_CONFIG("breaker_set.capacity", "the set would exceed 1 TiB");
+    resil_status st = plan(cfg, &d, &total);
+    if (st != RESIL_OK)
+        return st;
     st = resil__block_check_memory(mem, len, total);
     if (st != RESIL_OK)
         return st;
@@ -529,13 +536,11 @@ resil_status resil_breaker_set_new(const resil_breaker_set_config_t *cfg,
     if (out == NULL)
         return resil__fail(RESIL_E_INVALID_ARG, "breaker_set_new: out is NULL");
     *out = NULL;
-    resil_status st = check_config(cfg);
-    if (st != RESIL_OK)
-        return st;
     scfg d;
     size_t total;
-    if (!derive(cfg, &d, &total))
-        return RESIL__BAD_CONFIG("breaker_set.capacity", "the set would exceed 1 TiB");
+    resil_status st = plan(cfg, &d, &total);
+    if (st != RESIL_OK)
+        return st;
     sblock shape; /* enough of a block for make_handle to size the handles */
     shape.cfg = d;
     resil_breaker_set_t *s = NULL;
