@@ -230,8 +230,8 @@ resil_status resil_retry_grpc_pushback_parse(const char *s, size_t len, resil_re
     if (st == RESIL_OK && v > (neg ? UINT64_C(2147483648) : UINT64_C(2147483647)))
         st = resil__fail(RESIL_E_PARSE, "grpc-retry-pushback-ms: %s%llu is outside int32",
                          neg ? "-" : "", (unsigned long long)v);
-    if (st != RESIL_OK || neg) {
-        /* gRFC A6: negative or unparseable means "do not retry" */
+    if (st != RESIL_OK || (neg && v != 0)) {
+        /* gRFC A6: negative or unparseable means "do not retry" ("-0" is 0) */
         hint->kind = RESIL_RETRY_HINT_DO_NOT_RETRY;
         hint->delay_ns = 0;
         return st;

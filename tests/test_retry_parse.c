@@ -145,6 +145,11 @@ static void grpc_pushback_follows_grfc_a6(void **state)
     assert_int_equal(grpc("0", &h), RESIL_OK);
     assert_int_equal(h.kind, RESIL_RETRY_HINT_AFTER);
     assert_int_equal(h.delay_ns, 0);
+    /* "-0" is the int32 0, which is not negative: retry at once (found by
+     * fuzz_retry_parse) */
+    assert_int_equal(grpc("-0", &h), RESIL_OK);
+    assert_int_equal(h.kind, RESIL_RETRY_HINT_AFTER);
+    assert_int_equal(h.delay_ns, 0);
     assert_int_equal(grpc("2147483647", &h), RESIL_OK);
     assert_int_equal(h.delay_ns, RESIL_MS(2147483647));
     /* negative: a valid "do not retry" */
