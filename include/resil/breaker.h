@@ -294,7 +294,10 @@ RESIL_API resil_status resil_breaker_acquire_at(resil_breaker_t *b, uint64_t now
  * @return RESIL_OK: counted;
  *         RESIL_E_STALE: the breaker changed generation since the permit was
  *         granted (it opened, closed or was reset), so the outcome does not
- *         count toward the new period;
+ *         count toward the new period. Generations are 16 bits: an outcome
+ *         reported after exactly a multiple of 65536 further transitions
+ *         would be taken as current (a breaker flapping every millisecond
+ *         wraps in about a minute; with open waits of seconds, in days);
  *         RESIL_E_INVALID_ARG: NULL arguments, an outcome out of range, a
  *         permit that was never granted, was already reported, or belongs to
  *         another breaker. Nothing is recorded on error.

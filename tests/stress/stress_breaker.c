@@ -60,10 +60,11 @@ static void probes_never_exceed_k_and_every_transition_is_reported(void **state)
     resil_breaker_stats_t s;
     assert_int_equal(resil_breaker_stats(c.b, &s), RESIL_OK);
     print_message("chaos: %lu recorded, %lu rejected, %lu probes, %llu transitions, "
-                  "%llu opens, %lu violations\n",
+                  "%llu opens, %lu violations (%lu probe, %lu record)\n",
                   atomic_load(&c.n.recorded), atomic_load(&c.n.rejected),
                   atomic_load(&c.n.probes_total), (unsigned long long)s.transitions,
-                  (unsigned long long)s.opens, atomic_load(&c.n.violations));
+                  (unsigned long long)s.opens, atomic_load(&c.n.violations),
+                  atomic_load(&c.n.probe_violations), atomic_load(&c.n.record_violations));
     assert_int_equal(atomic_load(&c.n.violations), 0);
     assert_int_equal(s.transitions, atomic_load(&c.n.listener_calls));
     assert_true(s.opens > 0 && atomic_load(&c.n.probes_total) > 0); /* it really cycled */

@@ -100,10 +100,11 @@ static void processes_share_one_breaker_through_two_mappings(void **state)
     resil_breaker_stats_t s;
     resil_breaker_stats(b, &s);
     print_message("procs: %d processes x %d threads, %lu calls, %lu probes, %llu transitions, "
-                  "%lu listener calls, %lu violations, %lu checks passed\n",
+                  "%lu listener calls, %lu violations (%lu probe, %lu record), %lu checks passed\n",
                   PROCS, THREADS_PER_PROC, atomic_load(&sc->n.ops),
                   atomic_load(&sc->n.probes_total), (unsigned long long)s.transitions,
                   atomic_load(&sc->n.listener_calls), atomic_load(&sc->n.violations),
+                  atomic_load(&sc->n.probe_violations), atomic_load(&sc->n.record_violations),
                   atomic_load(&sc->checks));
     assert_int_equal(failed, 0);
     assert_int_equal(atomic_load(&sc->checks), PROCS);

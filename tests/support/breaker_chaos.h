@@ -11,9 +11,16 @@
 
 #include "resil/breaker.h"
 
+/* Probes are counted per full generation. The breaker's generation is 16
+ * bits; the full one is recovered from the 64-bit transition count (every
+ * transition adds one), and 2^22 counters hold about 4 M transitions before
+ * they alias -- minutes of this deliberately flapping workload. */
+#define BREAKER_CHAOS_GENS (1u << 22)
+
 typedef struct breaker_chaos_counts {
-    atomic_uint probes[65536]; /* probes granted per breaker generation */
+    atomic_uint probes[BREAKER_CHAOS_GENS]; /* probes granted per full generation */
     atomic_ulong ops, recorded, rejected, probes_total, violations, listener_calls;
+    atomic_ulong probe_violations, record_violations; /* the violations, by kind */
 } breaker_chaos_counts;
 
 /* A listener that counts its calls in the breaker_chaos_counts @p user. */
