@@ -8,23 +8,10 @@
  * exact.
  */
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "internal/atomic.h"
+#include "crash_step.h"
 #include "resil/breaker.h"
 #include "support.h"
-
-enum { COMPLETED = 42 };
-
-static unsigned long die_at, steps;
-
-static void count_step(void *ctx)
-{
-    (void)ctx;
-    if (++steps == die_at)
-        _exit(0); /* killed before this atomic step happens */
-}
 
 typedef enum op { OP_TRIP, OP_HALF_OPEN, OP_CLOSE, OP_REOPEN, N_OPS } op;
 static const char *const op_names[] = {"trip", "half-open", "close", "reopen"};
@@ -68,8 +55,20 @@ static uint64_t prepare(resil_breaker_t *b, op which, resil_breaker_permit_t *pr
     return T0 + WAIT; /* the child reports the probe: success closes, failure reopens */
 }
 
-static void perform(resil_breaker_t *b, op which, uint64_t t, resil_breaker_permit_t *probe)
+typedef struct job {
+    resil_breaker_t *b;
+    op which;
+    uint64_t t;
+    resil_breaker_permit_t *probe;
+} job;
+
+static void perform(void *arg)
 {
+    job *j = arg;
+    resil_breaker_t *b = j->b;
+    uint64_t t = j->t;
+    resil_breaker_permit_t *probe = j->probe;
+    op which = j->which;
     resil_breaker_permit_t p;
     switch (which) {
     case OP_TRIP:
@@ -119,19 +118,8 @@ static void every_crash_point_leaves_a_valid_recoverable_breaker(void **state)
             resil_breaker_permit_t probe;
             memset(&probe, 0, sizeof probe);
             uint64_t t = prepare(b, which, &probe);
-            pid_t pid = fork();
-            assert_true(pid >= 0);
-            if (pid == 0) {
-                die_at = n;
-                steps = 0;
-                resil__step_hook_set(count_step, NULL);
-                perform(b, which, t, &probe);
-                _exit(COMPLETED);
-            }
-            int st = 0;
-            waitpid(pid, &st, 0);
-            assert_true(WIFEXITED(st));
-            int completed = WEXITSTATUS(st) == COMPLETED;
+            job j = {b, which, t, &probe};
+            int completed = crash_at_step(n, perform, &j);
             if (resil_breaker_check(b) != RESIL_OK)
                 fail_msg("%s, died at step %lu: %s", op_names[which], n, resil_status_detail());
             if (!recovers(b, t))

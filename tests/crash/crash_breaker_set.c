@@ -6,22 +6,15 @@
  * busy: an abandoned slot is reclaimed by the next lookup that passes it.
  */
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "internal/atomic.h"
+#include "crash_step.h"
 #include "resil/breaker_set.h"
 #include "support.h"
 
-enum { COMPLETED = 42 };
-
-static unsigned long die_at, steps;
-
-static void count_step(void *ctx)
+static void insert_alpha(void *set)
 {
-    (void)ctx;
-    if (++steps == die_at)
-        _exit(0);
+    resil_breaker_set_permit_t p;
+    resil_breaker_set_acquire(set, "alpha", 5, &p);
 }
 
 static void every_crash_point_of_an_insert_leaves_a_usable_set(void **state)
@@ -43,20 +36,7 @@ static void every_crash_point_of_an_insert_leaves_a_usable_set(void **state)
         assert_int_equal(resil_breaker_set_init(mem, len, &cfg), RESIL_OK);
         resil_breaker_set_t *s = NULL;
         assert_int_equal(resil_breaker_set_attach(mem, len, &local, &s), RESIL_OK);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            die_at = n;
-            steps = 0;
-            resil__step_hook_set(count_step, NULL);
-            resil_breaker_set_permit_t p;
-            resil_breaker_set_acquire(s, "alpha", 5, &p);
-            _exit(COMPLETED);
-        }
-        int st = 0;
-        waitpid(pid, &st, 0);
-        assert_true(WIFEXITED(st));
-        int completed = WEXITSTATUS(st) == COMPLETED;
+        int completed = crash_at_step(n, insert_alpha, s);
         resil_breaker_set_free(s);
         s = NULL;
         if (resil_breaker_set_attach(mem, len, &local, &s) != RESIL_OK)

@@ -8,23 +8,10 @@
  * a retry is granted again.
  */
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "internal/atomic.h"
+#include "crash_step.h"
 #include "resil/retry.h"
 #include "support.h"
-
-enum { COMPLETED = 42 };
-
-static unsigned long die_at, steps;
-
-static void count_step(void *ctx)
-{
-    (void)ctx;
-    if (++steps == die_at)
-        _exit(0);
-}
 
 static const char *const kind_names[] = {"token bucket", "ratio", "quota"};
 
@@ -39,6 +26,12 @@ static resil_retry_budget_config_t config(resil_retry_budget_kind kind)
     return c;
 }
 
+typedef struct job {
+    resil_retry_budget_t *b;
+    int op;
+    uint64_t now;
+} job;
+
 /* One decision: a failure that asks for a retry (op 0) or a success (op 1),
  * preceded by a request for the ratio kind. */
 static void decide(resil_retry_budget_t *b, int op, uint64_t now)
@@ -50,6 +43,12 @@ static void decide(resil_retry_budget_t *b, int op, uint64_t now)
     } else {
         resil_retry_budget_on_success(b, now, 0);
     }
+}
+
+static void decide_job(void *arg)
+{
+    job *j = arg;
+    decide(j->b, j->op, j->now);
 }
 
 static void every_crash_point_leaves_a_valid_working_budget(void **state)
@@ -73,19 +72,8 @@ static void every_crash_point_leaves_a_valid_working_budget(void **state)
                     decide(b, 0, now);
                 resil_retry_budget_stats_t before, after;
                 assert_int_equal(resil_retry_budget_stats(b, now, &before), RESIL_OK);
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                    die_at = n;
-                    steps = 0;
-                    resil__step_hook_set(count_step, NULL);
-                    decide(b, op, now);
-                    _exit(COMPLETED);
-                }
-                int st = 0;
-                waitpid(pid, &st, 0);
-                assert_true(WIFEXITED(st));
-                int completed = WEXITSTATUS(st) == COMPLETED;
+                job j = {b, op, now};
+                int completed = crash_at_step(n, decide_job, &j);
                 if (resil_retry_budget_check(b) != RESIL_OK)
                     fail_msg("%s, op %d, died at step %lu: %s", kind_names[kind], op, n,
                              resil_status_detail());
