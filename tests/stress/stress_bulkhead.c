@@ -140,7 +140,9 @@ static void processes_never_exceed_the_limit(void **state)
     check_totals(b, sh, "processes");
     resil_bulkhead_stats_t s;
     resil_bulkhead_stats(b, &s);
-    assert_int_equal(s.processes, PROCS + 1);
+    /* the parent, plus the children whose records no lazy reclaim has freed
+     * yet: a child that exits while others still run may already be gone */
+    assert_true(s.processes >= 1 && s.processes <= PROCS + 1);
     /* The children exited: their records are reclaimed, holding nothing. */
     assert_int_equal(resil_bulkhead_reclaim_dead(b), 0);
     resil_bulkhead_stats(b, &s);
