@@ -357,6 +357,25 @@ uint32_t resil_retry_attempts(const resil_retry_state_t *st)
     return (st != NULL && (st->flags & ST_INIT)) ? st->attempt : 0;
 }
 
+static inline resil_retry_outcome classify_result(resil_retry_classify_fn classify, void *ctx,
+                                                  int r)
+{
+    return classify != NULL ? classify(ctx, r)
+                            : (r == 0 ? RESIL_RETRY_SUCCESS : RESIL_RETRY_FAILURE);
+}
+
+/* Fills the caller's result, if it asked for one. */
+static inline void fill_result(resil_retry_result_t *out, int r, resil_retry_outcome o,
+                               uint32_t attempts, resil_retry_reason why)
+{
+    if (out != NULL) {
+        out->last_result = r;
+        out->outcome = o;
+        out->attempts = attempts;
+        out->reason = why;
+    }
+}
+
 resil_status resil_retry_execute(const resil_retry_policy_t *p, resil_retry_call_fn fn,
                                  resil_retry_classify_fn classify, void *ctx,
                                  resil_retry_result_t *out)
@@ -376,28 +395,16 @@ resil_status resil_retry_execute(const resil_retry_policy_t *p, resil_retry_call
          * before the first attempt; a first-time success costs one check. */
         resil_retry_hint_t hint = {RESIL_RETRY_HINT_NONE, 0};
         int r = fn(ctx, 1, &hint);
-        resil_retry_outcome o = classify != NULL
-                                    ? classify(ctx, r)
-                                    : (r == 0 ? RESIL_RETRY_SUCCESS : RESIL_RETRY_FAILURE);
+        resil_retry_outcome o = classify_result(classify, ctx, r);
         if (RESIL__LIKELY(o == RESIL_RETRY_SUCCESS)) {
-            if (out != NULL) {
-                out->last_result = r;
-                out->outcome = o;
-                out->attempts = 1;
-                out->reason = RESIL_RETRY_STOP_SUCCEEDED;
-            }
+            fill_result(out, r, o, 1, RESIL_RETRY_STOP_SUCCEEDED);
             return RESIL_OK;
         }
         (void)resil_retry_state_init_at(&st, p, 0);
         uint64_t delay = 0;
         resil_retry_reason why = resil_retry_next_delay_at(&st, 0, o, &hint, &delay);
         if (why != RESIL_RETRY_GO) {
-            if (out != NULL) {
-                out->last_result = r;
-                out->outcome = o;
-                out->attempts = st.attempt;
-                out->reason = why;
-            }
+            fill_result(out, r, o, st.attempt, why);
             return resil_retry_reason_status(why);
         }
         resil_clock_sleep(&p->clock, delay);
@@ -408,19 +415,12 @@ resil_status resil_retry_execute(const resil_retry_policy_t *p, resil_retry_call
     for (;;) {
         resil_retry_hint_t hint = {RESIL_RETRY_HINT_NONE, 0};
         int r = fn(ctx, st.attempt, &hint);
-        resil_retry_outcome o = classify != NULL
-                                    ? classify(ctx, r)
-                                    : (r == 0 ? RESIL_RETRY_SUCCESS : RESIL_RETRY_FAILURE);
+        resil_retry_outcome o = classify_result(classify, ctx, r);
         uint64_t now = timed && o != RESIL_RETRY_FINAL ? resil_clock_now(&p->clock) : 0;
         uint64_t delay;
         resil_retry_reason why = resil_retry_next_delay_at(&st, now, o, &hint, &delay);
         if (RESIL__LIKELY(why != RESIL_RETRY_GO)) {
-            if (out != NULL) {
-                out->last_result = r;
-                out->outcome = o;
-                out->attempts = st.attempt;
-                out->reason = why;
-            }
+            fill_result(out, r, o, st.attempt, why);
             return resil_retry_reason_status(why);
         }
         resil_clock_sleep(&p->clock, delay);
