@@ -19,6 +19,20 @@ static void posix_sem(void *ctx, uint64_t n)
     }
 }
 
+/* The floor of any permit that records its holder: take and clear a cell
+ * with two CAS instructions, nothing else. */
+static void two_cas(void *ctx, uint64_t n)
+{
+    resil__atomic_u64 *w = ctx;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = resil__a64_load_relaxed(w);
+        if (resil__a64_cas_acq_rel(w, &v, v | 0x101)) {
+            v |= 0x101;
+            resil__a64_cas_acq_rel(w, &v, v & ~UINT64_C(0xFFFF));
+        }
+    }
+}
+
 static void bulkhead(void *ctx, uint64_t n)
 {
     resil_bulkhead_t *b = ctx;
@@ -52,6 +66,12 @@ int main(void)
     double ps2 = bench_threads(posix_sem, &sem, 2, iters / 2, 5);
     bench_report("bulkhead.baseline.sem_trywait_post", ps2, 2, NULL, 0, NULL);
 
+    resil__atomic_u64 word;
+    resil__a64_store_relaxed(&word, 0);
+    double floor = bench_single(two_cas, &word, iters, 5);
+    bench_report("bulkhead.baseline.two_cas_floor", floor, 1, "sem_trywait_post", ps1,
+                 "fetch_adds=%.2f", floor / fa);
+
     resil_bulkhead_config_t c = resil_bulkhead_config_default();
     c.max_concurrent = 64;
     resil_bulkhead_t *b;
@@ -59,7 +79,7 @@ int main(void)
         return 1;
     double one = bench_single(bulkhead, b, iters, 5);
     bench_report("bulkhead.try_acquire_release", one, 1, "sem_trywait_post", ps1,
-                 "fetch_adds=%.2f limit=64", one / fa);
+                 "fetch_adds=%.2f x_two_cas_floor=%.2f limit=64", one / fa, one / floor);
     double two = bench_threads(bulkhead, b, 2, iters / 2, 5);
     bench_report("bulkhead.try_acquire_release", two, 2, "sem_trywait_post", ps2,
                  "scaling_vs_1_thread=%.2f", one / two);

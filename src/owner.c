@@ -12,10 +12,10 @@
 
 #include "internal/atomic.h"
 
-static resil__atomic_u64 cached; /* packed identity of this process, 0 = unknown */
+resil__atomic_u64 resil__owner_cache; /* packed identity of this process, 0 = unknown */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void child_after_fork(void) { resil__a64_store_relaxed(&cached, 0); }
+static void child_after_fork(void) { resil__a64_store_relaxed(&resil__owner_cache, 0); }
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, child_after_fork); }
 
@@ -57,11 +57,9 @@ int resil__owner_read(int pid, char *state, uint64_t *start_ticks)
     return 0;
 }
 
-uint64_t resil__owner_cached(void) { return resil__a64_load_relaxed(&cached); }
-
 uint64_t resil__owner_self(void)
 {
-    uint64_t v = resil__a64_load_relaxed(&cached);
+    uint64_t v = resil__a64_load_relaxed(&resil__owner_cache);
     if (v != 0)
         return v;
     pthread_once(&atfork_once, register_atfork);
@@ -72,7 +70,7 @@ uint64_t resil__owner_self(void)
         start = 0;
     resil__owner o = {(uint32_t)pid, (uint32_t)start};
     v = resil__owner_pack(o);
-    resil__a64_store_relaxed(&cached, v);
+    resil__a64_store_relaxed(&resil__owner_cache, v);
     return v;
 }
 

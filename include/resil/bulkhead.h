@@ -77,8 +77,11 @@ typedef struct resil_bulkhead_config {
     /** Queue capacity of acquire_wait(), 0..RESIL_BULKHEAD_MAX_WAITERS;
      * 0 makes acquire_wait() behave as try_acquire(). Default 256. */
     uint32_t max_waiters;
-    /** Counter stripes (cache lines that threads spread their counters
-     * over), a power of two 1..64. Default 8. */
+    /** Counter lines a thread can own, a power of two 1..64. Each of the
+     * first `stripes` threads (over all processes) to use the bulkhead
+     * owns one line and counts on it without atomic read-modify-writes;
+     * later threads share one more line with atomic adds. A line comes
+     * free when its process is reclaimed. 64 bytes each. Default 16. */
     uint32_t stripes;
     /** Lazy reclaim: a full bulkhead checks holders' liveness at most this
      * often, in ns; 0 turns lazy reclaim off (explicit reclaim only).
@@ -105,7 +108,7 @@ RESIL_API size_t resil_bulkhead_size(const resil_bulkhead_config_t *cfg);
 /** Compile-time upper bound of resil_bulkhead_size() for @p permits,
  * @p processes, @p waiters and @p stripes. */
 #define RESIL_BULKHEAD_SIZE(permits, processes, waiters, stripes)                                  \
-    ((size_t)(256 + 64 * (size_t)(stripes) + 8 * ((size_t)(processes) + 8) +                       \
+    ((size_t)(256 + 64 * ((size_t)(stripes) + 1) + 8 * ((size_t)(processes) + 8) +                 \
               40 * ((size_t)(waiters) + 8) + 2 * ((size_t)(permits) + 32) + 256))
 
 /** Process-local handle on a bulkhead. Opaque. */
@@ -220,7 +223,7 @@ typedef struct resil_bulkhead_stats {
     uint64_t granted;        /**< permits granted (try and wait) */
     uint64_t rejected;       /**< try_acquire rejections and full-queue rejections */
     uint64_t timed_out;      /**< acquire_wait() calls that timed out */
-    uint64_t released;       /**< permits given back */
+    uint64_t released;       /**< permits given back: derived, granted - reclaimed - in_flight */
     uint64_t reclaimed;      /**< permits taken back from dead or reclaimed processes */
 } resil_bulkhead_stats_t;
 
@@ -231,8 +234,8 @@ RESIL_API resil_status resil_bulkhead_stats(const resil_bulkhead_t *b, resil_bul
  * Validates the block's invariants with plain reads (callable from any
  * process, also after a crash): every cell is free or names a process
  * record, in_flight <= max_concurrent, queue bounds. At quiescence (no
- * call in progress, no crash since the last reclaim) it also checks
- * granted == released + reclaimed + in_flight.
+ * call in progress) it also checks that no cell is held by a reclaimed
+ * process record.
  * @param quiescent 1 to include the quiescent checks.
  * @return RESIL_OK; RESIL_E_CORRUPT with a detail; RESIL_E_INVALID_ARG.
  */

@@ -29,6 +29,8 @@
 
 #include <stdint.h>
 
+#include "atomic.h"
+
 typedef struct resil__owner {
     uint32_t pid;
     uint32_t start; /* low 32 bits of the start time in clock ticks; 0 unknown */
@@ -45,10 +47,15 @@ static inline resil__owner resil__owner_unpack(uint64_t v)
 /* Packed identity of the calling process (never 0: a pid is >= 1). */
 uint64_t resil__owner_self(void);
 
+extern resil__atomic_u64 resil__owner_cache __attribute__((visibility("hidden")));
+
 /* The cached packed identity, or 0 if it must be (re)computed with
  * resil__owner_self() (first use, or in a child after fork). One relaxed
- * load: cheap enough for hot paths that must notice a fork. */
-uint64_t resil__owner_cached(void);
+ * load, inlined: cheap enough for hot paths that must notice a fork. */
+static inline uint64_t resil__owner_cached(void)
+{
+    return resil__a64_load_relaxed(&resil__owner_cache);
+}
 
 /* Liveness of @p o: 1 alive, 0 dead (no such process, a zombie, or the pid
  * now belongs to a process with another start time). Makes system calls:
