@@ -7,62 +7,20 @@
  *   0    header (32) + config
  *   128  queue line: wq_head u32, wq_tail u32, wake u32 (futex word)
  *   192  peak u64, last_sweep u64 (rarely written)
- *   256  lines[stripes + 1]: one cache line of counters each (see below)
+ *   256  lines[stripes + 1]: one cache line of counters each
  *        records[max_processes]: one u64 per attached process
  *        queue slots[qcap]: ticket u32, deadline u64, owner u64
  *        cells[ceil(max_concurrent / 4)]: four 16-bit permit cells per u64
  *
- * A permit IS a cell. A free cell is 0; a held cell holds the tag of its
- * holder, (record index + 1) << 8 | record epoch (8 bits). Cells beyond
- * max_concurrent in the last word are padding, 0xFFFF forever (record index
- * 254 never exists). Granting a permit is one CAS that both takes the cell
- * and records the holder; releasing it is one CAS that clears the cell only
- * if it still holds the releaser's tag. So there is never a moment where a
- * permit is counted but not attributed, and a crash at any instruction
- * leaves every cell either free or attributed.
+ * Permits, process records, reclaim and the counter lines are the shared
+ * machinery of src/internal/permits.h (contiguous cells; padding cells at
+ * the end of the last word). This file adds the wait queue and the peak.
  *
- * A process record is one u64:
- *
- *   63..56 epoch   55..54 state (0 FREE, 1 LIVE, 2 RECLAIMING)
- *   53..32 pid (22 bits; Linux pid_max <= 2^22)   31..0 start time (low 32)
- *
- * Protocol invariant: a cell tagged (i, e) is valid iff record i is LIVE
- * with epoch e. Every record transition is one CAS:
- *
- *   FREE(e)  -> LIVE(e, me)           registration (attach, or after fork)
- *   LIVE(e)  -> RECLAIMING(e)         a reclaimer fences the record: acquirers
- *                                     check LIVE(e, me) before taking a cell
- *   RECLAIMING(e) -> FREE(e + 1)      after clearing every cell tagged (i, e)
- *
- * A reclaimer killed between these steps leaves RECLAIMING(e), which any
- * later reclaim (lazy or explicit) finishes. An acquirer that passed its
- * LIVE check just before the fence may still take a cell tagged (i, e)
- * after the sweep: such a cell is invalid by the invariant (the record is
- * no longer LIVE(e)), and every sweep clears invalid cells, so it is
- * reclaimed too. A release CASes its exact tag away, so a release of a
- * reclaimed permit fails (RESIL_E_NOT_OWNER) and changes nothing. An epoch
- * reused after 256 reclaims of one record could in principle match a very
- * old stale permit; a stale holder would have to sleep through 256
- * reclaim/re-register cycles of its own slot.
- *
- * Counters (granted, rejected, ...) are statistics only: no decision
- * reads them. The number released is not counted but derived, released =
- * granted - reclaimed - held, because the cells already say exactly which
- * permits are held. A crash between a cell CAS and the `granted` increment
- * leaves `granted` (and so `released`) one short.
- *
- * Counter lines: each of the first `stripes` lines is owned by one thread
- * of one process (owner word: bit 63 | cell tag << 32 | thread index,
- * claimed by one CAS when the thread first uses the bulkhead), and only
- * its owner writes it: with a plain load and store, no locked instruction,
- * so a grant costs one RMW (the cell CAS) and a release one more. A line
- * whose owner's tag is no longer valid (its process was reclaimed) can be
- * claimed again; its counts stay (they are totals). Threads that find
- * every line owned count on the last line with atomic adds, and so do
- * reclaimers. A thread that exits keeps its line until its process is
- * reclaimed. If a live process is reclaimed explicitly, one of its threads
- * already past its record check may still add to a line just claimed by
- * another thread, and one count is lost: statistics only.
+ * Counters (granted, rejected, timed out, reclaimed) are statistics only:
+ * no decision reads them. The number released is not counted but derived,
+ * released = granted - reclaimed - held, because the cells already say
+ * exactly which permits are held. A crash between a cell CAS and the
+ * `granted` increment leaves `granted` (and so `released`) one short.
  */
 #define _GNU_SOURCE
 #include "resil/bulkhead.h"
@@ -79,19 +37,15 @@
 #include "internal/atomic.h"
 #include "internal/block.h"
 #include "internal/owner.h"
-#include "internal/rng.h"
-#include "internal/stripe.h"
+#include "internal/permits.h"
 #include "internal/util.h"
 
 #define LAYOUT_VERSION 2
-#define PAD_CELL UINT64_C(0xFFFF)
-#define LANES UINT64_C(0x0001000100010001)
-#define HIGHS UINT64_C(0x8000800080008000)
 #define SLICE_FUTEX_NS RESIL_MS(10)
 #define SLICE_CLOCK_NS RESIL_MS(1)
 #define STUCK_NS RESIL_MS(10)
 
-enum { REC_FREE = 0, REC_LIVE = 1, REC_RECLAIMING = 2 };
+enum { TIMED_OUT = 2 }; /* our counter of a line (permits.h) */
 
 typedef struct bcfg {
     uint32_t max_concurrent, max_processes, max_waiters, stripes;
@@ -99,13 +53,6 @@ typedef struct bcfg {
     uint64_t reclaim_interval_ns;
     uint64_t off_stripes, off_records, off_qticket, off_qdeadline, off_qowner, off_cells, size;
 } bcfg;
-
-typedef struct line {
-    resil__atomic_u64 owner, granted, rejected, timed_out, reclaimed;
-    uint64_t pad[3];
-} line;
-
-#define LINE_OWNED (UINT64_C(1) << 63)
 
 typedef struct block {
     resil__block_header h;
@@ -118,14 +65,12 @@ typedef struct block {
 
 _Static_assert(sizeof(resil__block_header) + sizeof(bcfg) == 128, "header and config fill 2 lines");
 _Static_assert(sizeof(block) == 256, "bulkhead block head is 4 lines");
-_Static_assert(sizeof(line) == 64, "a counter line is one cache line");
 
 struct resil_bulkhead {
     block *blk;
+    resil__permits pm; /* cells, records, lines; the registration */
     resil_clock_t clock;
-    resil_clock_t sweep_clock; /* the coarse clock when `clock` is the default */
     int use_futex;
-    resil__atomic_u32 reg; /* (record index + 1) << 8 | epoch; 0 = not registered */
     resil_allocator_t by;
     size_t alloc_size;
 };
@@ -148,7 +93,7 @@ static void layout(bcfg *c)
     c->qcap = pow2_at_least(c->max_waiters > 0 ? c->max_waiters : 1);
     uint64_t off = sizeof(block);
     c->off_stripes = off;
-    off += ((uint64_t)c->stripes + 1) * sizeof(line);
+    off += ((uint64_t)c->stripes + 1) * sizeof(resil__pm_line);
     c->off_records = off;
     off = align64(off + 8 * (uint64_t)c->max_processes);
     c->off_qticket = off;
@@ -163,12 +108,6 @@ static void layout(bcfg *c)
 }
 
 #define AT(b, off, type) ((type *)((unsigned char *)(b) + (off)))
-static line *lines(const block *k) { return AT(k, k->cfg.off_stripes, line); }
-static line *shared_line(const block *k) { return &lines(k)[k->cfg.stripes]; }
-static resil__atomic_u64 *records(const block *k)
-{
-    return AT(k, k->cfg.off_records, resil__atomic_u64);
-}
 static resil__atomic_u32 *qticket(const block *k)
 {
     return AT(k, k->cfg.off_qticket, resil__atomic_u32);
@@ -181,40 +120,23 @@ static resil__atomic_u64 *qowner(const block *k)
 {
     return AT(k, k->cfg.off_qowner, resil__atomic_u64);
 }
-static resil__atomic_u64 *cells(const block *k)
+
+/* The permit machinery's view of block @p k, whose config is valid. */
+static void make_view(block *k, resil__permits *pm)
 {
-    return AT(k, k->cfg.off_cells, resil__atomic_u64);
+    memset(pm, 0, sizeof *pm);
+    pm->key = k;
+    pm->cells = AT(k, k->cfg.off_cells, resil__atomic_u64);
+    pm->records = AT(k, k->cfg.off_records, resil__atomic_u64);
+    pm->lines = AT(k, k->cfg.off_stripes, resil__pm_line);
+    pm->last_sweep = &k->last_sweep;
+    pm->name = "bulkhead";
+    pm->ncells = k->cfg.max_concurrent;
+    pm->nwords = k->cfg.nwords;
+    pm->nrecords = k->cfg.max_processes;
+    pm->stripes = k->cfg.stripes;
+    pm->reclaim_interval_ns = k->cfg.reclaim_interval_ns;
 }
-
-/* ---- records ---- */
-
-static uint64_t rec_make(uint32_t epoch, uint32_t state, uint64_t ident)
-{
-    uint64_t pid = (ident >> 32) & 0x3FFFFF;
-    return (uint64_t)(epoch & 0xFF) << 56 | (uint64_t)state << 54 | pid << 32 | (uint32_t)ident;
-}
-static uint32_t rec_epoch(uint64_t r) { return (uint32_t)(r >> 56); }
-static uint32_t rec_state(uint64_t r) { return (uint32_t)(r >> 54) & 3; }
-static uint64_t rec_ident(uint64_t r) { return (r & UINT64_C(0x003FFFFFFFFFFFFF)); }
-static uint64_t ident_norm(uint64_t ident) { return rec_ident(rec_make(0, 0, ident)); }
-
-/* ---- per-thread cache ---- */
-
-/* Per thread, for the last block used in each of 4 ways (picked by the
- * block's address): where the thread starts scanning cells, which counter
- * line it uses and whether it owns it, and the tag they were set up for (a
- * fork or a reclaim changes the tag and so refreshes the entry). Static TLS
- * (initial-exec: one %fs-relative access, no __tls_get_addr call). */
-typedef struct tl_entry {
-    const void *blk;
-    line *ln;
-    uint64_t tag;
-    uint32_t start, own;
-} tl_entry;
-
-static _Thread_local tl_entry tl_cache[4] __attribute__((tls_model("initial-exec")));
-
-static inline tl_entry *tl_of(const block *k) { return &tl_cache[((uintptr_t)k >> 6) & 3]; }
 
 /* ---- config ---- */
 
@@ -269,15 +191,6 @@ size_t resil_bulkhead_size(const resil_bulkhead_config_t *cfg)
     return (size_t)c.size;
 }
 
-static uint32_t fresh_id(const void *mem)
-{
-    static resil__atomic_u64 seq;
-    uint64_t s = resil__a64_fetch_add_relaxed(&seq, 1) ^ (uint64_t)(uintptr_t)mem ^
-                 resil_clock_now(NULL) ^ resil__owner_self();
-    uint32_t id = (uint32_t)resil__splitmix64_next(&s);
-    return id != 0 ? id : 1;
-}
-
 resil_status resil_bulkhead_init(void *mem, size_t len, const resil_bulkhead_config_t *cfg)
 {
     if (cfg == NULL)
@@ -294,15 +207,11 @@ resil_status resil_bulkhead_init(void *mem, size_t len, const resil_bulkhead_con
     resil__block_retire(&k->h);
     memset((unsigned char *)mem + sizeof(resil__block_header), 0,
            (size_t)c.size - sizeof(resil__block_header));
-    c.id = fresh_id(mem);
+    c.id = resil__pm_fresh_id(mem);
     k->cfg = c;
-    uint32_t pad_lanes = c.nwords * 4 - c.max_concurrent;
-    if (pad_lanes > 0) {
-        uint64_t v = 0;
-        for (uint32_t l = 4 - pad_lanes; l < 4; l++)
-            v |= PAD_CELL << (16 * l);
-        resil__a64_store_relaxed(&cells(k)[c.nwords - 1], v);
-    }
+    resil__permits pm;
+    make_view(k, &pm);
+    resil__pm_init_cells(&pm);
     resil__block_publish(&k->h, RESIL__KIND_BULKHEAD, LAYOUT_VERSION, (size_t)c.size, &k->cfg,
                          sizeof k->cfg);
     return RESIL_OK;
@@ -310,148 +219,11 @@ resil_status resil_bulkhead_init(void *mem, size_t len, const resil_bulkhead_con
 
 /* ---- reclaim ---- */
 
-/* Lanes of @p v that hold a nonzero cell: the high bit of each lane is set
- * iff the lane is nonzero; the multiply sums the four bits into the top
- * lane (no popcount instruction in the baseline x86-64 ISA). */
-static inline uint32_t busy_lanes(uint64_t v)
-{
-    const uint64_t low = ~HIGHS;
-    uint64_t nz = ((((v & low) + low) | v) & HIGHS) >> 15;
-    return (uint32_t)((nz * LANES) >> 48);
-}
-
-/* Whether a cell tag is valid now (see the protocol invariant above). */
-static int tag_valid(const block *k, uint64_t tag)
-{
-    uint64_t idx = (tag >> 8) - 1;
-    if (tag == 0 || idx >= k->cfg.max_processes)
-        return 0;
-    uint64_t r = resil__a64_load_acquire(&records(k)[idx]);
-    return rec_state(r) == REC_LIVE && rec_epoch(r) == (tag & 0xFF);
-}
-
-/* Finds the counter line of this thread for @p tag: one it owns already,
- * else a free one or one whose owner's tag is no longer valid, claimed by
- * CAS; else the shared line. */
-static void fill_entry(block *k, tl_entry *e, uint64_t tag)
-{
-    uint32_t t = resil__thread_index(), n = k->cfg.nwords, S = k->cfg.stripes;
-    uint64_t mine = LINE_OWNED | tag << 32 | t;
-    line *got = NULL;
-    for (int pass = 0; pass < 2 && got == NULL && tag != 0; pass++) {
-        for (uint32_t i = 0; i < S; i++) {
-            line *l = &lines(k)[(t + i) & (S - 1)];
-            uint64_t o = resil__a64_load_acquire(&l->owner);
-            if (o == mine || (pass == 1 && (o == 0 || !tag_valid(k, (o >> 32) & 0xFFFF)) &&
-                              resil__a64_cas_acq_rel(&l->owner, &o, mine))) {
-                got = l;
-                break;
-            }
-        }
-    }
-    e->start = n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
-    e->ln = got != NULL ? got : shared_line(k);
-    e->own = got != NULL;
-    e->tag = tag;
-    e->blk = k;
-}
-
-/* This thread's cache entry for @p k, set up for @p tag. */
-static inline tl_entry *entry(block *k, uint64_t tag)
-{
-    tl_entry *e = tl_of(k);
-    if (RESIL__UNLIKELY(e->blk != k || e->tag != tag))
-        fill_entry(k, e, tag);
-    return e;
-}
-
-/* Adds one to counter @p c of entry @p e's line. */
-static inline void bump(const tl_entry *e, resil__atomic_u64 *c)
-{
-    if (RESIL__LIKELY(e->own))
-        resil__a64_store_relaxed(c, resil__a64_load_relaxed(c) + 1);
-    else
-        resil__a64_fetch_add_relaxed(c, 1);
-}
-
-/* Clears every cell whose tag is invalid. @return cells cleared. */
-static uint32_t sweep_cells(block *k)
-{
-    uint32_t n = 0, last = k->cfg.nwords - 1, pad = k->cfg.nwords * 4 - k->cfg.max_concurrent;
-    for (uint32_t w = 0; w <= last; w++) {
-        resil__atomic_u64 *cw = &cells(k)[w];
-        uint64_t v = resil__a64_load_acquire(cw);
-        for (;;) {
-            uint64_t clear = 0;
-            uint32_t lanes = w == last ? 4 - pad : 4;
-            for (uint32_t l = 0; l < lanes; l++) {
-                uint64_t t = (v >> (16 * l)) & 0xFFFF;
-                if (t != 0 && !tag_valid(k, t))
-                    clear |= UINT64_C(0xFFFF) << (16 * l);
-            }
-            if (clear == 0)
-                break;
-            if (resil__a64_cas_acq_rel(cw, &v, v & ~clear)) {
-                n += (uint32_t)__builtin_popcountll(clear) / 16;
-                break;
-            }
-        }
-    }
-    if (n > 0)
-        resil__a64_fetch_add_relaxed(&shared_line(k)->reclaimed, n);
-    return n;
-}
-
-/* Fences record @p i (LIVE -> RECLAIMING) if it still reads @p r, or
- * continues a reclaim left half-done; then sweeps and frees it. */
-static void reclaim_record(block *k, uint32_t i, uint64_t r)
-{
-    resil__atomic_u64 *rw = &records(k)[i];
-    if (rec_state(r) == REC_LIVE) {
-        uint64_t fenced = rec_make(rec_epoch(r), REC_RECLAIMING, rec_ident(r));
-        if (!resil__a64_cas_acq_rel(rw, &r, fenced))
-            return; /* changed under us: someone else is on it */
-        r = fenced;
-    }
-    if (rec_state(r) != REC_RECLAIMING)
-        return;
-    sweep_cells(k); /* clears (i, epoch) cells: RECLAIMING makes them invalid */
-    resil__a64_cas_acq_rel(rw, &r, rec_make(rec_epoch(r) + 1, REC_FREE, 0));
-}
-
-static uint64_t total_reclaimed(const block *k)
-{
-    uint64_t n = 0;
-    for (uint32_t s = 0; s <= k->cfg.stripes; s++)
-        n += resil__a64_load_relaxed(&lines(k)[s].reclaimed);
-    return n;
-}
-
-static int reclaim_where(block *k, int pid, int check_alive)
-{
-    uint64_t before = total_reclaimed(k);
-    for (uint32_t i = 0; i < k->cfg.max_processes; i++) {
-        uint64_t r = resil__a64_load_acquire(&records(k)[i]);
-        uint32_t st = rec_state(r);
-        if (st == REC_FREE)
-            continue;
-        resil__owner o = resil__owner_unpack(rec_ident(r));
-        if (pid > 0 && o.pid != (uint32_t)pid)
-            continue;
-        if (check_alive && st == REC_LIVE && resil__owner_alive(o))
-            continue;
-        reclaim_record(k, i, r);
-    }
-    sweep_cells(k); /* orphans of fenced acquirers */
-    uint64_t n = total_reclaimed(k) - before;
-    return n > INT_MAX ? INT_MAX : (int)n;
-}
-
 int resil_bulkhead_reclaim_dead(resil_bulkhead_t *b)
 {
     if (b == NULL)
         return resil__fail(RESIL_E_INVALID_ARG, "bulkhead_reclaim_dead: handle is NULL");
-    return reclaim_where(b->blk, 0, 1);
+    return resil__pm_reclaim(&b->pm, 0, 1);
 }
 
 int resil_bulkhead_reclaim_pid(resil_bulkhead_t *b, int pid)
@@ -459,58 +231,10 @@ int resil_bulkhead_reclaim_pid(resil_bulkhead_t *b, int pid)
     if (b == NULL || pid <= 0)
         return resil__fail(RESIL_E_INVALID_ARG, "bulkhead_reclaim_pid: %s",
                            b == NULL ? "handle is NULL" : "pid must be > 0");
-    return reclaim_where(b->blk, pid, 0);
-}
-
-/* ---- registration ---- */
-
-static resil_status register_self(resil_bulkhead_t *h)
-{
-    block *k = h->blk;
-    uint64_t me = ident_norm(resil__owner_self());
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < k->cfg.max_processes; i++) {
-            uint64_t r = resil__a64_load_acquire(&records(k)[i]);
-            if (rec_state(r) == REC_LIVE && rec_ident(r) == me) {
-                resil__a32_store_release(&h->reg, (i + 1) << 8 | rec_epoch(r));
-                return RESIL_OK;
-            }
-        }
-        for (uint32_t i = 0; i < k->cfg.max_processes; i++) {
-            resil__atomic_u64 *rw = &records(k)[i];
-            uint64_t r = resil__a64_load_acquire(rw);
-            while (rec_state(r) == REC_FREE) {
-                if (resil__a64_cas_acq_rel(rw, &r, rec_make(rec_epoch(r), REC_LIVE, me))) {
-                    resil__a32_store_release(&h->reg, (i + 1) << 8 | rec_epoch(r));
-                    return RESIL_OK;
-                }
-            }
-        }
-        if (pass == 0)
-            reclaim_where(k, 0, 1);
-    }
-    return resil__fail(RESIL_E_FULL, "bulkhead: all %u process records belong to live processes",
-                       k->cfg.max_processes);
-}
-
-/* The tag this thread may write, after checking the handle's registration
- * is current (same process, record still LIVE with our epoch). 0 = no. */
-static inline uint64_t current_tag(const resil_bulkhead_t *h)
-{
-    uint32_t reg = resil__a32_load_acquire(&h->reg);
-    uint64_t me = resil__owner_cached();
-    if (RESIL__UNLIKELY(reg == 0 || me == 0))
-        return 0;
-    uint32_t idx = (reg >> 8) - 1;
-    uint64_t r = resil__a64_load_acquire(&records(h->blk)[idx]);
-    if (RESIL__UNLIKELY(r != rec_make(reg & 0xFF, REC_LIVE, me)))
-        return 0;
-    return reg;
+    return resil__pm_reclaim(&b->pm, pid, 0);
 }
 
 /* ---- acquire / release ---- */
-
-static inline uint64_t zero_lanes(uint64_t v) { return (v - LANES) & ~v & HIGHS; }
 
 static void note_peak(block *k, uint32_t seen)
 {
@@ -521,36 +245,38 @@ static void note_peak(block *k, uint32_t seen)
 
 /* Records the grant of lane @p lane of word @p w, whose value before the
  * CAS was @p v, after passing @p seen busy cells. */
-static inline void granted(block *k, const tl_entry *e, uint32_t w, uint32_t lane, uint64_t v,
-                           uint32_t seen, resil_bulkhead_permit_t *permit)
+static inline void granted(resil_bulkhead_t *h, const resil__pm_entry *e, uint32_t w, uint32_t lane,
+                           uint64_t v, uint32_t seen, resil_bulkhead_permit_t *permit)
 {
-    uint32_t n = k->cfg.nwords, busy = busy_lanes(v);
+    block *k = h->blk;
+    uint32_t n = h->pm.nwords, busy = resil__pm_busy_lanes(v);
     if (w == n - 1)
-        busy -= n * 4 - k->cfg.max_concurrent; /* padding cells read as busy */
+        busy -= n * 4 - h->pm.ncells; /* padding cells read as busy */
     seen += busy + 1;
     if (RESIL__UNLIKELY(seen > resil__a64_load_relaxed(&k->peak)))
         note_peak(k, seen);
     resil_bulkhead_permit_t p = {k->cfg.id, w * 4 + lane, (uint16_t)e->tag, 1, 0};
     *permit = p;
-    bump(e, &e->ln->granted);
+    resil__pm_add(e, RESIL__PM_GRANTED, 1);
 }
 
 /* One pass over the cells from this thread's start word. */
-static resil_status take_cell(block *k, const tl_entry *e, resil_bulkhead_permit_t *permit)
+static resil_status take_cell(resil_bulkhead_t *h, const resil__pm_entry *e,
+                              resil_bulkhead_permit_t *permit)
 {
-    uint32_t n = k->cfg.nwords, w = e->start, seen = 0;
+    uint32_t n = h->pm.nwords, w = e->start, seen = 0;
     for (uint32_t i = 0; i < n; i++) {
-        resil__atomic_u64 *cw = &cells(k)[w];
+        resil__atomic_u64 *cw = &h->pm.cells[w];
         uint64_t v = resil__a64_load_relaxed(cw);
         uint64_t z;
-        while ((z = zero_lanes(v)) != 0) {
+        while ((z = resil__pm_zero_lanes(v)) != 0) {
             uint32_t lane = (uint32_t)__builtin_ctzll(z) / 16;
             if (resil__a64_cas_acq_rel(cw, &v, v | e->tag << (16 * lane))) {
-                granted(k, e, w, lane, v, seen, permit);
+                granted(h, e, w, lane, v, seen, permit);
                 return RESIL_OK;
             }
         }
-        seen += w == n - 1 ? 4 - (n * 4 - k->cfg.max_concurrent) : 4; /* all real lanes busy */
+        seen += w == n - 1 ? 4 - (n * 4 - h->pm.ncells) : 4; /* all real lanes busy */
         if (++w == n)
             w = 0;
     }
@@ -559,40 +285,19 @@ static resil_status take_cell(block *k, const tl_entry *e, resil_bulkhead_permit
 
 static void clear_permit(resil_bulkhead_permit_t *p) { memset(p, 0, sizeof *p); }
 
-/* Lazy reclaim, at most once per interval, only when full. */
-static int maybe_reclaim(resil_bulkhead_t *h)
-{
-    block *k = h->blk;
-    uint64_t iv = k->cfg.reclaim_interval_ns;
-    if (iv == 0)
-        return 0;
-    uint64_t now = resil_clock_now(&h->sweep_clock);
-    uint64_t last = resil__a64_load_relaxed(&k->last_sweep);
-    uint64_t prev = last & ~UINT64_C(1); /* stored with bit 0 set: 0 means never */
-    if (last != 0 && now >= prev && now - prev < iv)
-        return 0;
-    if (!resil__a64_cas_relaxed(&k->last_sweep, &last, now | 1))
-        return 0;
-    return reclaim_where(k, 0, 1);
-}
-
-/* try_inner() without its fast path: registration, the scan, lazy reclaim. */
+/* try_inner() without its fast path: registration, the scan, lazy reclaim
+ * (at most once per interval, only when full). */
 static __attribute__((noinline)) resil_status try_slow(resil_bulkhead_t *h,
                                                        resil_bulkhead_permit_t *permit)
 {
-    uint64_t tag = current_tag(h);
-    if (RESIL__UNLIKELY(tag == 0)) {
-        resil_status s = register_self(h);
-        if (s != RESIL_OK)
-            return s;
-        tag = current_tag(h);
-        if (tag == 0)
-            return resil__fail(RESIL_E_FULL, "bulkhead: registration lost to a reclaim");
-    }
-    const tl_entry *e = entry(h->blk, tag);
-    resil_status s = take_cell(h->blk, e, permit);
-    if (RESIL__UNLIKELY(s != RESIL_OK) && maybe_reclaim(h) > 0)
-        s = take_cell(h->blk, e, permit);
+    resil_status s;
+    uint64_t tag = resil__pm_tag_slow(&h->pm, &s);
+    if (RESIL__UNLIKELY(tag == 0))
+        return s;
+    const resil__pm_entry *e = resil__pm_entry_of(&h->pm, tag);
+    s = take_cell(h, e, permit);
+    if (RESIL__UNLIKELY(s != RESIL_OK) && resil__pm_maybe_reclaim(&h->pm) > 0)
+        s = take_cell(h, e, permit);
     return s;
 }
 
@@ -602,18 +307,17 @@ static __attribute__((noinline)) resil_status try_slow(resil_bulkhead_t *h,
  * locked instruction few: a locked instruction waits for them to drain. */
 static inline resil_status try_inner(resil_bulkhead_t *h, resil_bulkhead_permit_t *permit)
 {
-    block *k = h->blk;
-    uint64_t tag = current_tag(h);
-    const tl_entry *e = tl_of(k);
-    if (RESIL__LIKELY(tag != 0 && e->blk == k && e->tag == tag)) {
+    uint64_t tag = resil__pm_tag(&h->pm);
+    const resil__pm_entry *e = resil__pm_slot(h->pm.key);
+    if (RESIL__LIKELY(tag != 0 && e->key == h->pm.key && e->tag == tag)) {
         uint32_t w = e->start;
-        resil__atomic_u64 *cw = &cells(k)[w];
+        resil__atomic_u64 *cw = &h->pm.cells[w];
         uint64_t v = resil__a64_load_relaxed(cw);
-        uint64_t z = zero_lanes(v);
+        uint64_t z = resil__pm_zero_lanes(v);
         if (RESIL__LIKELY(z != 0)) {
             uint32_t lane = (uint32_t)__builtin_ctzll(z) / 16;
             if (RESIL__LIKELY(resil__a64_cas_acq_rel(cw, &v, v | tag << (16 * lane)))) {
-                granted(k, e, w, lane, v, 0, permit);
+                granted(h, e, w, lane, v, 0, permit);
                 return RESIL_OK;
             }
         }
@@ -624,15 +328,7 @@ static inline resil_status try_inner(resil_bulkhead_t *h, resil_bulkhead_permit_
 /* Counts a rejection or a time-out on this thread's line. */
 static void count_refusal(resil_bulkhead_t *h, int timed_out)
 {
-    block *k = h->blk;
-    uint64_t tag = current_tag(h);
-    if (tag == 0) {
-        line *l = shared_line(k);
-        resil__a64_fetch_add_relaxed(timed_out ? &l->timed_out : &l->rejected, 1);
-        return;
-    }
-    const tl_entry *e = entry(k, tag);
-    bump(e, timed_out ? &e->ln->timed_out : &e->ln->rejected);
+    resil__pm_count(&h->pm, timed_out ? TIMED_OUT : RESIL__PM_REJECTED);
 }
 
 resil_status resil_bulkhead_try_acquire(resil_bulkhead_t *h, resil_bulkhead_permit_t *permit)
@@ -670,18 +366,10 @@ resil_status resil_bulkhead_release(resil_bulkhead_t *h, resil_bulkhead_permit_t
                            permit->id_ != k->cfg.id && permit->live_ == 1
                                ? "belongs to another bulkhead"
                                : "was never granted or is already released");
-    resil__atomic_u64 *cw = &cells(k)[permit->cell_ / 4];
-    uint32_t shift = 16 * (permit->cell_ % 4);
-    uint64_t mask = UINT64_C(0xFFFF) << shift, tag = (uint64_t)permit->tag_ << shift;
-    uint64_t v = resil__a64_load_relaxed(cw);
-    for (;;) {
-        if (RESIL__UNLIKELY((v & mask) != tag)) {
-            clear_permit(permit);
-            return resil__fail(RESIL_E_NOT_OWNER,
-                               "bulkhead_release: the permit was reclaimed or already released");
-        }
-        if (resil__a64_cas_acq_rel(cw, &v, v & ~mask))
-            break;
+    if (RESIL__UNLIKELY(!resil__pm_clear(&h->pm, permit->cell_, permit->tag_))) {
+        clear_permit(permit);
+        return resil__fail(RESIL_E_NOT_OWNER,
+                           "bulkhead_release: the permit was reclaimed or already released");
     }
     clear_permit(permit);
     if (RESIL__UNLIKELY(resil__a32_load_acquire(&k->wq_tail) !=
@@ -831,39 +519,27 @@ static resil_status make_handle(void *mem, const resil_bulkhead_local_t *local, 
     if (local != NULL)
         h->clock = local->clock;
     h->use_futex = h->clock.now == NULL;
-    /* Lazy reclaim only asks "has the interval (default 100 ms) passed?",
-     * on every rejection of a full bulkhead: a coarse read (about 4 ns,
-     * ticks of a few ms, same epoch) instead of a precise one (about 28). */
-    h->sweep_clock = h->use_futex ? resil_clock_coarse() : h->clock;
     h->by = by;
     h->alloc_size = total;
     *out = h;
     return RESIL_OK;
 }
 
-static resil_status check_cells(const block *k, int quiescent, uint32_t *in_flight)
+/* Sets up the permit view of a handle whose block is valid and registers
+ * this process; frees the handle on failure. */
+static resil_status open_handle(resil_bulkhead_t *h, resil_bulkhead_t **out)
 {
-    uint32_t n = 0, last = k->cfg.nwords - 1, pad = k->cfg.nwords * 4 - k->cfg.max_concurrent;
-    for (uint32_t w = 0; w <= last; w++) {
-        uint64_t v = resil__a64_load_acquire(&cells(k)[w]);
-        for (uint32_t l = 0; l < 4; l++) {
-            uint64_t t = (v >> (16 * l)) & 0xFFFF;
-            int is_pad = w == last && l >= 4 - pad;
-            if (is_pad != (t == PAD_CELL))
-                return resil__fail(RESIL_E_CORRUPT, "bulkhead: cell %u holds 0x%04x", w * 4 + l,
-                                   (unsigned)t);
-            if (is_pad || t == 0)
-                continue;
-            if ((t >> 8) == 0 || (t >> 8) > k->cfg.max_processes)
-                return resil__fail(RESIL_E_CORRUPT, "bulkhead: cell %u names record %u of %u",
-                                   w * 4 + l, (unsigned)(t >> 8), k->cfg.max_processes);
-            if (quiescent && !tag_valid(k, t))
-                return resil__fail(RESIL_E_CORRUPT,
-                                   "bulkhead: cell %u is held by a reclaimed record", w * 4 + l);
-            n++;
-        }
+    make_view(h->blk, &h->pm);
+    /* Lazy reclaim only asks "has the interval (default 100 ms) passed?",
+     * on every rejection of a full bulkhead: a coarse read (about 4 ns,
+     * ticks of a few ms, same epoch) instead of a precise one (about 28). */
+    h->pm.sweep_clock = h->use_futex ? resil_clock_coarse() : h->clock;
+    resil_status s = resil__pm_register(&h->pm);
+    if (s != RESIL_OK) {
+        resil__free(&h->by, h, h->alloc_size);
+        return s;
     }
-    *in_flight = n;
+    *out = h;
     return RESIL_OK;
 }
 
@@ -899,22 +575,16 @@ resil_status resil_bulkhead_attach(void *mem, size_t len, const resil_bulkhead_l
     if (len < sizeof(block))
         return resil__fail(RESIL_E_CORRUPT, "bulkhead: block too small");
     s = check_config(mem, len);
-    uint32_t n;
-    if (s == RESIL_OK)
-        s = check_cells(mem, 0, &n);
-    if (s != RESIL_OK)
-        return s;
-    resil_bulkhead_t *h = NULL;
-    s = make_handle(mem, local, 0, &h);
-    if (s != RESIL_OK)
-        return s;
-    s = register_self(h);
-    if (s != RESIL_OK) {
-        resil__free(&h->by, h, h->alloc_size);
-        return s;
+    if (s == RESIL_OK) {
+        resil__permits pm;
+        uint32_t n;
+        make_view(mem, &pm);
+        s = resil__pm_check_cells(&pm, 0, &n);
     }
-    *out = h;
-    return RESIL_OK;
+    resil_bulkhead_t *h = NULL;
+    if (s == RESIL_OK)
+        s = make_handle(mem, local, 0, &h);
+    return s == RESIL_OK ? open_handle(h, out) : s;
 }
 
 resil_status resil_bulkhead_new(const resil_bulkhead_config_t *cfg,
@@ -932,14 +602,11 @@ resil_status resil_bulkhead_new(const resil_bulkhead_config_t *cfg,
     if (s != RESIL_OK)
         return s;
     s = resil_bulkhead_init(h->blk, size, cfg);
-    if (s == RESIL_OK)
-        s = register_self(h);
     if (s != RESIL_OK) {
         resil__free(&h->by, h, h->alloc_size);
         return s;
     }
-    *out = h;
-    return RESIL_OK;
+    return open_handle(h, out);
 }
 
 void resil_bulkhead_free(resil_bulkhead_t *h)
@@ -957,15 +624,12 @@ resil_status resil_bulkhead_stats(const resil_bulkhead_t *h, resil_bulkhead_stat
     const block *k = h->blk;
     memset(out, 0, sizeof *out);
     out->max_concurrent = k->cfg.max_concurrent;
-    for (uint32_t s = 0; s <= k->cfg.stripes; s++) {
-        const line *st = &lines(k)[s];
-        out->granted += resil__a64_load_relaxed(&st->granted);
-        out->rejected += resil__a64_load_relaxed(&st->rejected);
-        out->timed_out += resil__a64_load_relaxed(&st->timed_out);
-        out->reclaimed += resil__a64_load_relaxed(&st->reclaimed);
-    }
+    out->granted = resil__pm_sum(&h->pm, RESIL__PM_GRANTED);
+    out->rejected = resil__pm_sum(&h->pm, RESIL__PM_REJECTED);
+    out->timed_out = resil__pm_sum(&h->pm, TIMED_OUT);
+    out->reclaimed = resil__pm_sum(&h->pm, RESIL__PM_RECLAIMED);
     uint32_t n = 0;
-    if (check_cells(k, 0, &n) != RESIL_OK)
+    if (resil__pm_check_cells(&h->pm, 0, &n) != RESIL_OK)
         n = 0;
     out->in_flight = n;
     /* derived (see the top comment); a crash can leave granted short */
@@ -974,8 +638,7 @@ resil_status resil_bulkhead_stats(const resil_bulkhead_t *h, resil_bulkhead_stat
     out->peak = (uint32_t)(p > n ? p : n);
     uint32_t head = resil__a32_load_acquire(&k->wq_head);
     out->waiting = resil__a32_load_acquire(&k->wq_tail) - head;
-    for (uint32_t i = 0; i < k->cfg.max_processes; i++)
-        out->processes += rec_state(resil__a64_load_relaxed(&records(k)[i])) != REC_FREE;
+    out->processes = resil__pm_processes(&h->pm);
     return RESIL_OK;
 }
 
@@ -985,7 +648,7 @@ resil_status resil_bulkhead_check(const resil_bulkhead_t *h, int quiescent)
         return resil__fail(RESIL_E_INVALID_ARG, "bulkhead_check: handle is NULL");
     const block *k = h->blk;
     uint32_t n;
-    resil_status s = check_cells(k, quiescent, &n);
+    resil_status s = resil__pm_check_cells(&h->pm, quiescent, &n);
     if (s != RESIL_OK)
         return s;
     if (n > k->cfg.max_concurrent)
@@ -996,8 +659,5 @@ resil_status resil_bulkhead_check(const resil_bulkhead_t *h, int quiescent)
     if (tail - head > k->cfg.max_waiters)
         return resil__fail(RESIL_E_CORRUPT, "bulkhead: %u queued, at most %u", tail - head,
                            k->cfg.max_waiters);
-    for (uint32_t i = 0; i < k->cfg.max_processes; i++)
-        if (rec_state(resil__a64_load_relaxed(&records(k)[i])) == 3)
-            return resil__fail(RESIL_E_CORRUPT, "bulkhead: record %u has state 3", i);
-    return RESIL_OK;
+    return resil__pm_check_records(&h->pm);
 }
