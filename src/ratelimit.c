@@ -4,7 +4,9 @@
  *
  *   0    header (32) + config (64)
  *   128  tat: the only word a decision writes (its own cache line)
- *   192  stripes[4]: admitted / rejected counters, statistics only
+ *   192  tally: 8 counter lines owned by one thread each + 1 shared line
+ *        (admitted, rejected; statistics only, see internal/tally.h), so
+ *        an admission is one locked instruction, the CAS on tat
  */
 #include "resil/ratelimit.h"
 
@@ -15,16 +17,13 @@
 #include "internal/block.h"
 #include "internal/gcra.h"
 #include "internal/ratelimit.h"
-#include "internal/stripe.h"
+#include "internal/tally.h"
 #include "internal/util.h"
 
-#define LAYOUT_VERSION 1
-#define STRIPES 4
+#define LAYOUT_VERSION 2
+#define LINES 8
 
-typedef struct rstripe {
-    resil__atomic_u64 admitted, rejected;
-    uint64_t pad[6];
-} rstripe;
+enum { ADMITTED, REJECTED };
 
 typedef struct block {
     resil__block_header h;
@@ -32,10 +31,10 @@ typedef struct block {
     unsigned char pad0[128 - sizeof(resil__block_header) - sizeof(resil__ratelimit_params)];
     resil__atomic_u64 tat;
     uint64_t pad1[7];
-    rstripe stripes[STRIPES];
+    resil__tally_line tally[LINES + 1];
 } block;
 
-_Static_assert(sizeof(block) <= 512, "RESIL_RATELIMIT_SIZE() bounds the block");
+_Static_assert(sizeof(block) <= RESIL_RATELIMIT_SIZE(), "RESIL_RATELIMIT_SIZE() bounds the block");
 
 struct resil_ratelimit {
     block *blk;
@@ -43,8 +42,6 @@ struct resil_ratelimit {
     resil_allocator_t by;
     size_t alloc_size;
 };
-
-static rstripe *my_stripe(block *k) { return &k->stripes[resil__stripe(STRIPES)]; }
 
 resil_ratelimit_config_t resil_ratelimit_config_default(void)
 {
@@ -188,12 +185,12 @@ static inline resil_status decide(resil_ratelimit_t *r, uint64_t n, uint64_t sla
     block *k = r->blk;
     uint64_t w;
     if (resil__gcra_decide(&k->tat, now, n * k->cfg.interval_ns, k->cfg.horizon_ns, slack, &w)) {
-        resil__a64_fetch_add_relaxed(&my_stripe(k)->admitted, n);
+        resil__tally_add(k->tally, LINES, ADMITTED, n);
         if (wait_ns != NULL)
             *wait_ns = w;
         return RESIL_OK;
     }
-    resil__a64_fetch_add_relaxed(&my_stripe(k)->rejected, 1);
+    resil__tally_add(k->tally, LINES, REJECTED, 1);
     if (wait_ns != NULL)
         *wait_ns = w;
     return RESIL_E_RATE_LIMITED;
@@ -258,10 +255,8 @@ resil_status resil_ratelimit_stats(const resil_ratelimit_t *r, resil_ratelimit_s
     out->emission_interval_ns = k->cfg.interval_ns;
     out->tolerance_ns = k->cfg.tolerance_ns;
     out->tat_ns = resil__a64_load_acquire(&k->tat);
-    for (int i = 0; i < STRIPES; i++) {
-        out->admitted += resil__a64_load_relaxed(&k->stripes[i].admitted);
-        out->rejected += resil__a64_load_relaxed(&k->stripes[i].rejected);
-    }
+    out->admitted = resil__tally_sum(k->tally, LINES, ADMITTED);
+    out->rejected = resil__tally_sum(k->tally, LINES, REJECTED);
     return RESIL_OK;
 }
 

@@ -2,8 +2,10 @@
  * Keyed GCRA rate limiting in a fixed-capacity open-addressing table.
  *
  *   0    header (32) + config (params 64 + capacity, probe)
- *   128  stripes[4]: admitted / rejected / full / evictions (statistics)
- *   384  entries[capacity]: { key u64, tat u64 }, 4 per cache line
+ *   128  tally: 8 counter lines owned by one thread each + 1 shared line
+ *        (admitted / rejected / full / evictions; statistics only, see
+ *        internal/tally.h): a decision's only locked instruction is its CAS
+ *   704  entries[capacity]: { key u64, tat u64 }, 4 per cache line
  *
  * key is a 64-bit hash of the key bytes, never 0 (0 = empty slot); tat is
  * that key's GCRA word. A key lives in one of `probe` consecutive slots
@@ -24,17 +26,14 @@
 #include "internal/block.h"
 #include "internal/gcra.h"
 #include "internal/ratelimit.h"
-#include "internal/stripe.h"
+#include "internal/tally.h"
 #include "internal/util.h"
 #include "resil/ratelimit.h"
 
-#define LAYOUT_VERSION 1
-#define STRIPES 4
+#define LAYOUT_VERSION 2
+#define LINES 8
 
-typedef struct sstripe {
-    resil__atomic_u64 admitted, rejected, full, evictions;
-    uint64_t pad[4];
-} sstripe;
+enum { ADMITTED, REJECTED, FULL, EVICTIONS };
 
 typedef struct entry {
     resil__atomic_u64 key, tat;
@@ -49,13 +48,13 @@ typedef struct scfg {
 typedef struct block {
     resil__block_header h;
     scfg cfg;
-    sstripe stripes[STRIPES];
+    resil__tally_line tally[LINES + 1];
     entry entries[];
 } block;
 
 _Static_assert(sizeof(scfg) == 96, "set config is 96 bytes");
-_Static_assert(offsetof(block, stripes) == 128, "stripes start on a line");
-_Static_assert(sizeof(block) == 384, "entries start on a line");
+_Static_assert(offsetof(block, tally) == 128, "the tally starts on a line");
+_Static_assert(sizeof(block) == 704, "entries start on a line");
 
 struct resil_ratelimit_set {
     block *blk;
@@ -64,7 +63,10 @@ struct resil_ratelimit_set {
     size_t alloc_size;
 };
 
-static sstripe *my_stripe(block *k) { return &k->stripes[resil__stripe(STRIPES)]; }
+static void count(block *k, uint32_t counter, uint64_t v)
+{
+    resil__tally_add(k->tally, LINES, counter, v);
+}
 
 resil_ratelimit_set_config_t resil_ratelimit_set_config_default(void)
 {
@@ -257,10 +259,10 @@ resil_status resil_ratelimit_set_try_acquire_at(resil_ratelimit_set_t *s, const 
         } else if (idle_slot != NULL) {
             if (resil__a64_cas_acq_rel(&idle_slot->key, &idle_key, h)) {
                 e = idle_slot;
-                resil__a64_fetch_add_relaxed(&my_stripe(k)->evictions, 1);
+                count(k, EVICTIONS, 1);
             }
         } else {
-            resil__a64_fetch_add_relaxed(&my_stripe(k)->full, 1);
+            count(k, FULL, 1);
             return resil__fail(RESIL_E_FULL,
                                "ratelimit_set: all %u slots of this key hold limited keys",
                                k->cfg.probe);
@@ -268,15 +270,15 @@ resil_status resil_ratelimit_set_try_acquire_at(resil_ratelimit_set_t *s, const 
         /* a lost CAS means another thread changed the slots: look again */
     }
     if (e == NULL) {
-        resil__a64_fetch_add_relaxed(&my_stripe(k)->full, 1);
+        count(k, FULL, 1);
         return resil__fail(RESIL_E_FULL, "ratelimit_set: slots kept changing under contention");
     }
     uint64_t w;
     if (resil__gcra_decide(&e->tat, now, n * k->cfg.p.interval_ns, k->cfg.p.horizon_ns, 0, &w)) {
-        resil__a64_fetch_add_relaxed(&my_stripe(k)->admitted, n);
+        count(k, ADMITTED, n);
         return RESIL_OK;
     }
-    resil__a64_fetch_add_relaxed(&my_stripe(k)->rejected, 1);
+    count(k, REJECTED, 1);
     if (wait_ns != NULL)
         *wait_ns = w;
     return RESIL_E_RATE_LIMITED;
@@ -299,12 +301,10 @@ resil_status resil_ratelimit_set_stats(const resil_ratelimit_set_t *s,
     const block *k = s->blk;
     memset(out, 0, sizeof *out);
     out->capacity = k->cfg.capacity;
-    for (int i = 0; i < STRIPES; i++) {
-        out->admitted += resil__a64_load_relaxed(&k->stripes[i].admitted);
-        out->rejected += resil__a64_load_relaxed(&k->stripes[i].rejected);
-        out->full += resil__a64_load_relaxed(&k->stripes[i].full);
-        out->evictions += resil__a64_load_relaxed(&k->stripes[i].evictions);
-    }
+    out->admitted = resil__tally_sum(k->tally, LINES, ADMITTED);
+    out->rejected = resil__tally_sum(k->tally, LINES, REJECTED);
+    out->full = resil__tally_sum(k->tally, LINES, FULL);
+    out->evictions = resil__tally_sum(k->tally, LINES, EVICTIONS);
     for (uint32_t i = 0; i < k->cfg.capacity; i++)
         out->used += resil__a64_load_relaxed(&k->entries[i].key) != 0;
     return RESIL_OK;

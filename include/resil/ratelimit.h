@@ -81,7 +81,7 @@ RESIL_API resil_status resil_ratelimit_config_check(const resil_ratelimit_config
 RESIL_API size_t resil_ratelimit_size(const resil_ratelimit_config_t *cfg);
 
 /** Compile-time bound of resil_ratelimit_size(). */
-#define RESIL_RATELIMIT_SIZE() ((size_t)512)
+#define RESIL_RATELIMIT_SIZE() ((size_t)768)
 
 /** Process-local handle. Opaque. */
 typedef struct resil_ratelimit resil_ratelimit_t;
@@ -194,7 +194,7 @@ RESIL_API resil_status resil_ratelimit_set_config_check(const resil_ratelimit_se
 /** @return bytes of state; 0 for NULL or invalid. */
 RESIL_API size_t resil_ratelimit_set_size(const resil_ratelimit_set_config_t *cfg);
 /** Compile-time bound of resil_ratelimit_set_size(). */
-#define RESIL_RATELIMIT_SET_SIZE(capacity) ((size_t)(512 + 16 * (size_t)(capacity)))
+#define RESIL_RATELIMIT_SET_SIZE(capacity) ((size_t)(704 + 16 * (size_t)(capacity)))
 
 /** Process-local handle on a set. Opaque. */
 typedef struct resil_ratelimit_set resil_ratelimit_set_t;
