@@ -2,22 +2,82 @@
  * Retry budgets: one pointer-free state block, lock-free, shareable between
  * processes. See include/resil/retry.h for the three semantics.
  *
- * Layout (layout version 1):
+ * Layout (layout version 2):
  *
  *   offset  size  field
  *        0    32  block header (kind RETRY_BUDGET)
  *       32    64  budget_cfg: the immutable configuration (hashed)
  *       96     4  owned: OWNED_MAGIC if made by resil_retry_budget_new()
- *      128     8  level: the one word every decision CASes (own cache line)
- *      192   256  4 stripes of {granted, refused}: statistics, relaxed, one
- *                 cache line per stripe, so threads counting them do not
- *                 contend with each other or with the level word
+ *      104     8  instance: a number no other init of this memory had
+ *      128     8  level: the global share of the tokens or quota
+ *      136     8  transfer: the lease transfer in progress, if any
+ *      192   256  4 stripes of {lease, granted, refused}, one cache line
+ *                 each: a thread's lease and its statistics (relaxed)
  *      448  16*B  ratio kind only: B buckets of {requests, retries}
  *
- * level: token bucket: tokens in thousandths (0..max_tokens*1000), so
- * gRPC's fractional token_ratio (3 decimals) is exact integer arithmetic
- * and "record the failure and decide the retry" is a single CAS. Quota:
- * quota units (0..capacity). Ratio: unused.
+ * Token bucket and quota: leases. The tokens T (in thousandths, so gRPC's
+ * three-decimal token_ratio is exact integer arithmetic) or quota units are
+ * split between the level word and 4 stripe leases:
+ *
+ *   T = level.tokens + sum of lease.avail (+ a grant half done)
+ *
+ * A lease is capacity taken from the level: `avail` tokens plus `room`
+ * (empty capacity), and level.leased = sum of (avail + room), so
+ * level.tokens + level.leased <= max bounds T. A decision the lease on the
+ * caller's stripe proves is one CAS on that stripe's cache line:
+ *
+ *   failure taking k (1 token, or the quota's retry cost), avail >= k:
+ *     avail -= k, room += k. The retry is allowed: quota: T >= avail >= k;
+ *     bucket: T after >= level.tokens, and the level keeps more than
+ *     max/2 whenever anything is leased (no grant and no failure on the
+ *     level takes it to max/2 or below while leases exist), so T after
+ *     > max/2 exactly as gRPC asks.
+ *   success giving k, room >= k: avail += k, room -= k (room is real
+ *     empty capacity, so T + k <= max).
+ *
+ * Anything else is one CAS on the level word, which decides alone when
+ * nothing is leased, or when the level alone proves the answer (a bucket
+ * failure leaving the level above max/2, a quota failure it can pay, a
+ * success that fits in its empty part max - tokens - leased). A decision
+ * the level cannot settle (near half, near empty, near full) first
+ * reclaims every lease, then decides on the whole T: every decision is
+ * exact, whatever the interleaving. Leases are granted only after a CAS on
+ * the level word failed (threads contending), so one thread alone never
+ * leases; a grant takes an eighth of what the level can give (the tokens
+ * above max/2 for the bucket, all of them for the quota), at most 64
+ * decisions' worth.
+ *
+ * A transfer between the level and a lease moves an amount between two
+ * words. It is made crash-safe and lock-free by the transfer word: every
+ * step is one CAS, the level and each lease carry the sequence number of
+ * the last transfer applied to them, and whoever finds a transfer in
+ * progress (a crashed or preempted caller's) completes it first:
+ *
+ *   grant q:   transfer IDLE -> GRANT(q, stripe s, amount a)
+ *              level: tokens -= a, leased += a, seq = q (if the level can
+ *                     no longer give a: only seq = q, aborted = 1)
+ *              lease s: avail += a, seq = q, LIVE
+ *              transfer -> IDLE(q)
+ *   reclaim q: transfer IDLE -> RECLAIM(q, s)
+ *              lease s: LIVE -> FROZEN, seq = q (decisions on it stop)
+ *              level: tokens += avail, leased -= avail + room, seq = q
+ *              lease s: FROZEN -> EMPTY
+ *              transfer -> IDLE(q)
+ *
+ *   level     bits 0..19 tokens or quota, 20..39 leased, 40..61 seq,
+ *             62 the last grant was aborted
+ *   lease     bits 0..19 avail, 20..39 room, 40..61 seq, 62..63 state
+ *             (EMPTY, LIVE, FROZEN)
+ *   transfer  bits 0..19 amount, 20..21 stripe, 22..23 op (IDLE, GRANT,
+ *             RECLAIM), 40..61 seq
+ *
+ * Sequence numbers compare modulo 2^22 (serial-number arithmetic): only a
+ * helper stalled across 2^21 transfers could misjudge one.
+ * resil_retry_budget_check() verifies, on a snapshot no transfer step
+ * crossed: fields in range, tokens + leased <= max, leased = the sum of
+ * the leases' capacities (+ a grant half done), FROZEN only under its
+ * reclaim, and the bucket's "leases only while the level holds more than
+ * half".
  *
  * Ratio buckets: time is cut into slots of ttl/B ns; slot number e =
  * now / (ttl/B) lives in bucket e mod B. Each counter word is
@@ -30,11 +90,25 @@
  * current one. A retry is granted by a CAS on the current bucket's retry
  * word that rechecks the allowance against the count it replaces; the
  * other buckets only receive counts while they are current, so with time
- * frozen the bound is exact under any number of threads. Across a slot
- * boundary a thread that read an older time may count into the previous
- * slot: the overshoot is at most one retry per such thread. Epochs are
- * compared modulo 2^24 slots (194 days with 1 s slots): a bucket left
- * untouched for exactly a multiple of that would be miscounted once.
+ * frozen the bound is exact under any number of threads. A call stamped in
+ * an older slot counts into that slot's bucket, which threads already in
+ * the current slot may not see: the previous slot's bucket is read on
+ * every decision, but the older ones are summed once per slot by each
+ * thread (cached in static TLS with the slot's start, length and bucket,
+ * so that a decision costs no division and B - 2 fewer bucket reads). The
+ * overshoot is at most one retry per call stamped in an older slot. Epochs
+ * are compared modulo 2^24 slots (194 days with 1 s slots): a bucket left
+ * untouched for exactly a multiple of that would be miscounted once. The
+ * cache is keyed by the block's address and `instance`, a number each init
+ * draws anew, so a block initialized again at the same address is summed
+ * afresh.
+ *
+ * Statistics: `granted` and `refused` per stripe, counted with relaxed
+ * adds. A ratio grant is not counted there: it is the count in a retry
+ * word, folded into its stripe's `granted` by whoever restarts the word
+ * for a new slot, so `granted` = folded + counts still in the buckets. A
+ * crash between that restart and the fold loses that bucket's grants from
+ * the statistic (never from the budget).
  */
 #include <string.h>
 
@@ -45,7 +119,7 @@
 #include "internal/util.h"
 #include "resil/retry.h"
 
-#define BUDGET_LAYOUT 1
+#define BUDGET_LAYOUT 2
 #define OWNED_MAGIC UINT32_C(0x4f574e44)
 #define MILLI UINT64_C(1000)
 #define EPOCH_BITS 24
@@ -71,25 +145,31 @@ typedef struct budget_cfg {
 
 #define BUDGET_STRIPES 4
 
-typedef struct budget_stats {
-    _Alignas(64) resil__atomic_u64 granted;
+typedef struct budget_stripe {
+    _Alignas(64) resil__atomic_u64 lease;
+    resil__atomic_u64 granted;
     resil__atomic_u64 refused;
-} budget_stats;
+} budget_stripe;
 
 struct resil_retry_budget {
     resil__block_header h;
     budget_cfg cfg;
     uint32_t owned;
+    uint64_t instance; /* differs for every init: keys per-thread caches */
     _Alignas(64) resil__atomic_u64 level;
-    _Alignas(64) budget_stats stats[BUDGET_STRIPES];
+    resil__atomic_u64 transfer;
+    _Alignas(64) budget_stripe stripes[BUDGET_STRIPES];
     resil__atomic_u64 slots[]; /* 2 per bucket: requests, retries */
 };
 
 _Static_assert(sizeof(budget_cfg) == 64, "budget config layout is ABI");
 _Static_assert(offsetof(struct resil_retry_budget, cfg) == 32, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, instance) == 104, "budget layout is ABI");
 _Static_assert(offsetof(struct resil_retry_budget, level) == 128, "budget layout is ABI");
-_Static_assert(offsetof(struct resil_retry_budget, stats) == 192, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, transfer) == 136, "budget layout is ABI");
+_Static_assert(offsetof(struct resil_retry_budget, stripes) == 192, "budget layout is ABI");
 _Static_assert(offsetof(struct resil_retry_budget, slots) == 448, "budget layout is ABI");
+_Static_assert(BUDGET_STRIPES == 4, "the transfer word has 2 bits for the stripe");
 
 /* Trailer after a heap block made by resil_retry_budget_new(). */
 typedef struct owned_trailer {
@@ -184,6 +264,109 @@ static uint64_t max_level(const budget_cfg *c)
                                                       : (uint64_t)c->quota_capacity;
 }
 
+/* ---- level, lease and transfer words ------------------------------------ */
+
+#define F20 ((UINT64_C(1) << 20) - 1)
+#define SEQ_BITS 22
+#define SEQ_MASK ((UINT32_C(1) << SEQ_BITS) - 1)
+#define LEASE_OPS 64 /* most decisions one grant covers */
+
+enum { L_EMPTY = 0, L_LIVE = 1, L_FROZEN = 2 };  /* lease states */
+enum { T_IDLE = 0, T_GRANT = 1, T_RECLAIM = 2 }; /* transfer ops */
+
+/* Every word: a 20-bit field at bit 0, one at bit 20, the sequence number
+ * at bit 40, two top bits at 62. */
+static inline uint64_t pack(uint64_t lo, uint64_t mid, uint32_t seq, uint64_t top)
+{
+    return lo | mid << 20 | (uint64_t)(seq & SEQ_MASK) << 40 | top << 62;
+}
+static inline uint64_t lo20(uint64_t w) { return w & F20; }
+static inline uint64_t mid20(uint64_t w) { return (w >> 20) & F20; }
+static inline uint32_t seq_of(uint64_t w) { return (uint32_t)(w >> 40) & SEQ_MASK; }
+static inline uint32_t top2(uint64_t w) { return (uint32_t)(w >> 62); }
+
+#define lv_tok lo20
+#define lv_leased mid20
+#define lv_aborted top2
+#define ls_avail lo20
+#define ls_room mid20
+#define ls_state top2
+#define tr_amount lo20
+static inline uint32_t tr_stripe(uint64_t d) { return (uint32_t)(d >> 20) & 3; }
+static inline uint32_t tr_op(uint64_t d) { return (uint32_t)(d >> 22) & 3; }
+
+/* Whether a word stamped @p have has seen transfer @p want (serial-number
+ * comparison modulo 2^22). */
+static inline int seq_reached(uint32_t have, uint32_t want)
+{
+    return ((have - want) & SEQ_MASK) < (UINT32_C(1) << (SEQ_BITS - 1));
+}
+
+/* Tokens the level must keep while anything is leased: more than half the
+ * bucket; nothing for the quota. */
+static inline uint64_t level_keep(const budget_cfg *c)
+{
+    return c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET ? max_level(c) / 2 + 1 : 0;
+}
+
+/* A view of the level, the transfer and the leases. */
+typedef struct level_view {
+    uint64_t level, transfer, leases[BUDGET_STRIPES];
+    uint64_t total;    /* T: the tokens or quota, wherever they are */
+    uint64_t capacity; /* what the leases hold, a grant half done included */
+} level_view;
+
+/* Reads every word of a token bucket or quota, retrying (a few times) until
+ * no transfer step on the level or the transfer word happened in between.
+ * Decisions on a lease may: they move tokens within its capacity.
+ * @return 1 if the view is such a stable one. */
+static int level_read(const struct resil_retry_budget *b, level_view *v)
+{
+    for (int tries = 0;; tries++) {
+        uint64_t d = resil__a64_load_acquire(&b->transfer);
+        uint64_t g = resil__a64_load_acquire(&b->level);
+        uint64_t total = lv_tok(g), cap = 0;
+        for (uint32_t s = 0; s < BUDGET_STRIPES; s++) {
+            uint64_t w = resil__a64_load_acquire(&b->stripes[s].lease);
+            v->leases[s] = w;
+            /* a frozen lease counts until its reclaim has credited the level */
+            if (ls_state(w) == L_LIVE ||
+                (ls_state(w) == L_FROZEN && !seq_reached(seq_of(g), seq_of(w)))) {
+                total += ls_avail(w);
+                cap += ls_avail(w) + ls_room(w);
+            }
+        }
+        /* a grant the level paid and its lease has not received yet */
+        if (tr_op(d) == T_GRANT && seq_of(g) == seq_of(d) && !lv_aborted(g) &&
+            !seq_reached(seq_of(v->leases[tr_stripe(d)]), seq_of(d))) {
+            total += tr_amount(d);
+            cap += tr_amount(d);
+        }
+        int stable = resil__a64_load_acquire(&b->transfer) == d &&
+                     seq_of(resil__a64_load_acquire(&b->level)) == seq_of(g);
+        if (stable || tries == 64) {
+            v->level = g;
+            v->transfer = d;
+            v->total = total;
+            v->capacity = cap;
+            return stable;
+        }
+    }
+}
+
+/* A number for a fresh block that the memory's earlier inits (in any
+ * process) almost surely did not have: the clock, a per-process counter and
+ * the address, mixed. */
+static uint64_t new_instance(const void *mem)
+{
+    static resil__atomic_u64 inits;
+    uint64_t x = resil_clock_now(NULL) ^ (uint64_t)(uintptr_t)mem;
+    x += resil__a64_fetch_add_relaxed(&inits, 1) * UINT64_C(0x9e3779b97f4a7c15);
+    x ^= x >> 31;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    return x ^ (x >> 29);
+}
+
 static void write_block(struct resil_retry_budget *b, const resil_retry_budget_config_t *cfg,
                         size_t size, uint32_t owned)
 {
@@ -206,7 +389,9 @@ static void write_block(struct resil_retry_budget *b, const resil_retry_budget_c
     /* <= 1e6 * 3.6e12 < 2^64 */
     c->floor = (uint64_t)cfg->min_retries_per_sec * cfg->ttl_ns / UINT64_C(1000000000);
     b->owned = owned;
-    resil__a64_store_relaxed(&b->level, max_level(c));
+    b->instance = new_instance(b);
+    if (c->kind != RESIL_RETRY_BUDGET_RATIO)
+        resil__a64_store_relaxed(&b->level, max_level(c)); /* all tokens, nothing leased */
     resil__block_publish(&b->h, RESIL__KIND_RETRY_BUDGET, BUDGET_LAYOUT, size, &b->cfg,
                          sizeof b->cfg);
 }
@@ -228,6 +413,58 @@ resil_status resil_retry_budget_init(void *mem, size_t len, const resil_retry_bu
     write_block(mem, cfg, need, 0);
     if (out != NULL)
         *out = mem;
+    return RESIL_OK;
+}
+
+/* Invariants of the level, the transfer and the leases (token bucket and
+ * quota); a pure read. The words are checked one by one on any view, their
+ * sums only on a view no transfer step crossed. */
+static resil_status lease_invariants(const struct resil_retry_budget *b)
+{
+    const budget_cfg *c = &b->cfg;
+    const uint64_t max = max_level(c);
+    level_view v;
+    int stable = level_read(b, &v);
+    const uint64_t g = v.level, d = v.transfer;
+    if (lv_tok(g) > max || top2(g) > 1)
+        return resil__fail(RESIL_E_CORRUPT, "retry_budget: level %llu above its maximum %llu",
+                           (unsigned long long)lv_tok(g), (unsigned long long)max);
+    if (lv_leased(g) > max - lv_tok(g))
+        return resil__fail(RESIL_E_CORRUPT,
+                           "retry_budget: level %llu + leased %llu above the maximum %llu",
+                           (unsigned long long)lv_tok(g), (unsigned long long)lv_leased(g),
+                           (unsigned long long)max);
+    const uint32_t op = tr_op(d);
+    if (op > T_RECLAIM || ((d >> 24) & 0xffff) != 0 || top2(d) != 0 || tr_amount(d) > max ||
+        (op == T_IDLE && lo20(d) != 0) || (op != T_GRANT && tr_amount(d) != 0))
+        return resil__fail(RESIL_E_CORRUPT, "retry_budget: transfer word %#llx is invalid",
+                           (unsigned long long)d);
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++) {
+        uint64_t w = v.leases[s];
+        if (ls_state(w) > L_FROZEN || ls_avail(w) + ls_room(w) > max ||
+            (ls_state(w) == L_EMPTY && (ls_avail(w) | ls_room(w)) != 0))
+            return resil__fail(RESIL_E_CORRUPT, "retry_budget: lease %u word %#llx is invalid",
+                               (unsigned)s, (unsigned long long)w);
+        if (stable && ls_state(w) == L_FROZEN &&
+            !(op == T_RECLAIM && tr_stripe(d) == s && seq_of(w) == seq_of(d)))
+            return resil__fail(RESIL_E_CORRUPT, "retry_budget: lease %u frozen outside its reclaim",
+                               (unsigned)s);
+    }
+    if (!stable)
+        return RESIL_OK; /* transfers kept running: the sums cannot be compared */
+    const uint32_t q = seq_of(d);
+    if (op == T_IDLE ? seq_of(g) != q : seq_of(g) != q && seq_of(g) != ((q - 1) & SEQ_MASK))
+        return resil__fail(RESIL_E_CORRUPT,
+                           "retry_budget: level seq %u does not follow transfer seq %u",
+                           (unsigned)seq_of(g), (unsigned)q);
+    if (v.capacity != lv_leased(g))
+        return resil__fail(RESIL_E_CORRUPT,
+                           "retry_budget: leases hold %llu but the level counts %llu leased",
+                           (unsigned long long)v.capacity, (unsigned long long)lv_leased(g));
+    if (lv_leased(g) != 0 && lv_tok(g) < level_keep(c))
+        return resil__fail(RESIL_E_CORRUPT,
+                           "retry_budget: level %llu at or below half while tokens are leased",
+                           (unsigned long long)lv_tok(g));
     return RESIL_OK;
 }
 
@@ -255,11 +492,16 @@ static resil_status invariants(const struct resil_retry_budget *b)
     if (b->h.size != size_for(c->kind, c->buckets))
         return resil__fail(RESIL_E_CORRUPT, "retry_budget: size %llu does not match its config",
                            (unsigned long long)b->h.size);
-    uint64_t lvl = resil__a64_load_acquire(&b->level);
-    if (lvl > max_level(c))
-        return resil__fail(RESIL_E_CORRUPT, "retry_budget: level %llu above its maximum %llu",
-                           (unsigned long long)lvl, (unsigned long long)max_level(c));
-    return RESIL_OK;
+    if (c->kind == RESIL_RETRY_BUDGET_RATIO) {
+        uint64_t any = resil__a64_load_acquire(&b->level) | resil__a64_load_acquire(&b->transfer);
+        for (uint32_t s = 0; s < BUDGET_STRIPES; s++)
+            any |= resil__a64_load_acquire(&b->stripes[s].lease);
+        if (any != 0)
+            return resil__fail(RESIL_E_CORRUPT,
+                               "retry_budget: a ratio budget has a level or lease");
+        return RESIL_OK;
+    }
+    return lease_invariants(b);
 }
 
 resil_status resil_retry_budget_attach(void *mem, size_t len, resil_retry_budget_t **out)
@@ -320,16 +562,38 @@ void resil_retry_budget_free(resil_retry_budget_t *b)
 
 /* ---- ratio window ------------------------------------------------------ */
 
-static inline uint64_t slot_of(const budget_cfg *c, uint64_t now)
-{
-    /* hardware division: measured faster here (AMD EPYC) than a
-     * precomputed multiply-shift divider */
-    return now / c->slot_ns;
-}
+/* The slot a thread used last, and the window sums of the buckets older
+ * than the previous slot for one block. Static TLS (initial-exec: one
+ * %fs-relative access, no __tls_get_addr call). The slot depends only on
+ * the slot length and the bucket count; the sums belong to one block
+ * instance. */
+typedef struct slot_cache {
+    uint64_t slot_ns, start, e;
+    uint32_t buckets, idx, prev;
+    const struct resil_retry_budget *blk;
+    uint64_t instance, sums_e, old_rq, old_rt;
+} slot_cache;
 
-static inline uint32_t bucket_of(const budget_cfg *c, uint64_t slot)
+static _Thread_local slot_cache tl_slot __attribute__((tls_model("initial-exec")));
+
+/* Slot number of time @p now, and its bucket in @p idx: the thread's last
+ * slot while @p now stays in it, else two hardware divisions (measured
+ * faster on this AMD EPYC than a precomputed multiply-shift divider). */
+static inline uint64_t slot_at(const budget_cfg *c, uint64_t now, uint32_t *idx)
 {
-    return (uint32_t)(slot % c->buckets);
+    slot_cache *t = &tl_slot;
+    if (RESIL__UNLIKELY(now - t->start >= t->slot_ns || t->slot_ns != c->slot_ns ||
+                        t->buckets != c->buckets)) {
+        uint64_t e = now / c->slot_ns;
+        t->slot_ns = c->slot_ns;
+        t->buckets = c->buckets;
+        t->start = e * c->slot_ns;
+        t->e = e;
+        t->idx = (uint32_t)(e % c->buckets);
+        t->prev = t->idx == 0 ? c->buckets - 1 : t->idx - 1;
+    }
+    *idx = t->idx;
+    return t->e;
 }
 
 /* Adds one to counter word @p w for slot @p e, restarting it if it holds
@@ -356,7 +620,8 @@ static inline uint64_t live_count(const budget_cfg *c, uint64_t v, uint64_t e)
 }
 
 /* Sums the window: requests over every bucket, retries over every bucket
- * except @p skip (the current one, whose word the caller CASes). */
+ * except @p skip (the current one, whose word the caller CASes; UINT32_MAX
+ * for none). */
 static void window_sums(const struct resil_retry_budget *b, uint64_t e, uint32_t skip,
                         uint64_t *requests, uint64_t *retries)
 {
@@ -371,30 +636,294 @@ static void window_sums(const struct resil_retry_budget *b, uint64_t e, uint32_t
     *retries = rt;
 }
 
+/* Sums requests and retries over the buckets of the window ending at slot
+ * @p e other than @p cur and @p prev (the current and previous slots'). */
+static void window_older(const struct resil_retry_budget *b, uint64_t e, uint32_t cur,
+                         uint32_t prev, uint64_t *requests, uint64_t *retries)
+{
+    const budget_cfg *c = &b->cfg;
+    uint64_t rq = 0, rt = 0;
+    for (uint32_t i = 0; i < c->buckets; i++) {
+        if (i != cur && i != prev) {
+            rq += live_count(c, resil__a64_load_acquire(&b->slots[2 * i]), e);
+            rt += live_count(c, resil__a64_load_acquire(&b->slots[2 * i + 1]), e);
+        }
+    }
+    *requests = rq;
+    *retries = rt;
+}
+
 static inline uint64_t allowance(const budget_cfg *c, uint64_t requests)
 {
     /* requests < 64 * 2^40, percent <= 1000: no overflow */
     return requests * c->retry_percent / 100 + c->floor;
 }
 
-static resil_status ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
+/* Grants a retry if the window has room. A retry word restarted for a new
+ * slot hands its old count to the caller's stripe's statistics. */
+static int ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
 {
     const budget_cfg *c = &b->cfg;
-    uint64_t e = slot_of(c, now);
-    uint32_t idx = bucket_of(c, e);
-    uint64_t requests, others;
-    window_sums(b, e, idx, &requests, &others);
+    slot_cache *t = &tl_slot;
+    uint32_t idx;
+    uint64_t e = slot_at(c, now, &idx);
+    /* Buckets older than the previous slot only change when a call stamped
+     * more than a slot in the past counts into one: the thread sums them
+     * once per slot. The previous and current buckets are read each time. */
+    if (RESIL__UNLIKELY(t->blk != b || t->instance != b->instance || t->sums_e != e)) {
+        window_older(b, e, idx, t->prev, &t->old_rq, &t->old_rt);
+        t->blk = b;
+        t->instance = b->instance;
+        t->sums_e = e;
+    }
+    uint64_t requests = t->old_rq + live_count(c, resil__a64_load_acquire(&b->slots[2 * idx]), e);
+    uint64_t others = t->old_rt;
+    if (t->prev != idx) {
+        requests += live_count(c, resil__a64_load_acquire(&b->slots[2 * t->prev]), e);
+        others += live_count(c, resil__a64_load_acquire(&b->slots[2 * t->prev + 1]), e);
+    }
     uint64_t allow = allowance(c, requests);
     resil__atomic_u64 *w = &b->slots[2 * idx + 1];
     uint64_t tag = (e & EPOCH_MASK) << COUNT_BITS;
     uint64_t cur = resil__a64_load_acquire(w);
     for (;;) {
-        uint64_t n = (cur & ~COUNT_MASK) == tag ? (cur & COUNT_MASK) : 0;
+        int same = (cur & ~COUNT_MASK) == tag;
+        uint64_t n = same ? (cur & COUNT_MASK) : 0;
         if (others + n + 1 > allow || n == COUNT_MASK)
-            return RESIL_E_BUDGET_EXHAUSTED;
-        if (resil__a64_cas_acq_rel(w, &cur, tag | (n + 1)))
-            return RESIL_OK;
+            return 0;
+        if (resil__a64_cas_acq_rel(w, &cur, tag | (n + 1))) {
+            if (RESIL__UNLIKELY(!same && (cur & COUNT_MASK) != 0))
+                resil__a64_fetch_add_relaxed(&b->stripes[resil__stripe(BUDGET_STRIPES)].granted,
+                                             cur & COUNT_MASK);
+            return 1;
+        }
     }
+}
+
+/* ---- leases: transfers ------------------------------------------------- */
+
+/* Applies every step of transfer @p d (GRANT or RECLAIM) not applied yet,
+ * then marks it done. Any thread may run it, any number of times, also
+ * for a transfer a crashed process started: each step is one CAS guarded
+ * by the sequence number its word carries. */
+static void transfer_complete(struct resil_retry_budget *b, uint64_t d)
+{
+    const budget_cfg *c = &b->cfg;
+    const uint32_t q = seq_of(d);
+    resil__atomic_u64 *lp = &b->stripes[tr_stripe(d)].lease;
+    uint64_t g = resil__a64_load_acquire(&b->level);
+    uint64_t w = resil__a64_load_acquire(lp);
+    if (tr_op(d) == T_GRANT) {
+        const uint64_t a = tr_amount(d);
+        while (!seq_reached(seq_of(g), q)) { /* level pays, or aborts */
+            uint64_t ng = lv_tok(g) >= level_keep(c) + a
+                              ? pack(lv_tok(g) - a, lv_leased(g) + a, q, 0)
+                              : pack(lv_tok(g), lv_leased(g), q, 1);
+            if (resil__a64_cas_acq_rel(&b->level, &g, ng))
+                g = ng;
+        }
+        /* the level says whether it paid only while it carries this seq;
+         * a later seq means the transfer is over */
+        while (seq_of(g) == q && !lv_aborted(g) && !seq_reached(seq_of(w), q))
+            if (resil__a64_cas_acq_rel(lp, &w, pack(ls_avail(w) + a, ls_room(w), q, L_LIVE)))
+                break;
+    } else {
+        /* a lease live under RECLAIM(q) with an older seq is the one to take */
+        while (ls_state(w) == L_LIVE && !seq_reached(seq_of(w), q))
+            if (resil__a64_cas_acq_rel(lp, &w, pack(ls_avail(w), ls_room(w), q, L_FROZEN)))
+                w = pack(ls_avail(w), ls_room(w), q, L_FROZEN);
+        while (!seq_reached(seq_of(g), q)) { /* credit the level */
+            uint64_t ng = pack(lv_tok(g), lv_leased(g), q, 0);
+            if (ls_state(w) == L_FROZEN && seq_of(w) == q)
+                ng = pack(lv_tok(g) + ls_avail(w), lv_leased(g) - ls_avail(w) - ls_room(w), q, 0);
+            if (resil__a64_cas_acq_rel(&b->level, &g, ng))
+                g = ng;
+        }
+        while (ls_state(w) == L_FROZEN && seq_of(w) == q) /* thaw, empty */
+            if (resil__a64_cas_acq_rel(lp, &w, pack(0, 0, q, L_EMPTY)))
+                break;
+    }
+    resil__a64_cas_acq_rel(&b->transfer, &d, pack(0, 0, q, T_IDLE));
+}
+
+/* @return the transfer word once no transfer is in progress (completing
+ * the one that is). */
+static uint64_t transfer_idle(struct resil_retry_budget *b)
+{
+    uint64_t d = resil__a64_load_acquire(&b->transfer);
+    while (tr_op(d) != T_IDLE) {
+        transfer_complete(b, d);
+        d = resil__a64_load_acquire(&b->transfer);
+    }
+    return d;
+}
+
+/* Starts and completes transfer @p op on stripe @p s, unless another
+ * started after @p idle (then the caller looks again). */
+static void transfer_run(struct resil_retry_budget *b, uint64_t idle, uint32_t op, uint32_t s,
+                         uint64_t amount)
+{
+    uint64_t d = pack(amount, s | op << 2, seq_of(idle) + 1, 0);
+    if (resil__a64_cas_acq_rel(&b->transfer, &idle, d))
+        transfer_complete(b, d);
+}
+
+/* Leases stripe @p s an eighth of what the level can spare, at most
+ * LEASE_OPS decisions costing @p k; nothing if that is less than one. */
+static void lease_grant(struct resil_retry_budget *b, uint32_t s, uint64_t k)
+{
+    uint64_t d = transfer_idle(b);
+    uint64_t tok = lv_tok(resil__a64_load_acquire(&b->level)), keep = level_keep(&b->cfg);
+    uint64_t a =
+        resil__min_u64(tok > keep ? (tok - keep) / (2 * BUDGET_STRIPES) : 0, LEASE_OPS * k);
+    if (a >= k)
+        transfer_run(b, d, T_GRANT, s, a);
+}
+
+/* Returns every live lease to the level, so that the level word alone
+ * holds T (unless leases are granted again meanwhile: callers look again).
+ * @return 0 if it found no transfer and no lease: then a level that still
+ * counts leases was overwritten (check() says so), and callers stop
+ * looking after a while rather than spin on a corrupt block. */
+static int reclaim_all(struct resil_retry_budget *b)
+{
+    int found = tr_op(resil__a64_load_acquire(&b->transfer)) != T_IDLE;
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++) {
+        uint64_t d = transfer_idle(b);
+        if (ls_state(resil__a64_load_acquire(&b->stripes[s].lease)) == L_LIVE) {
+            transfer_run(b, d, T_RECLAIM, s, 0);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/* Rounds of reclaim_all() finding nothing after which a decision gives up
+ * on a level that counts leases nobody holds (a corrupt block): far more
+ * than concurrent grants can cause. */
+#define RECLAIM_FUTILE 1000
+
+/* ---- leases: decisions ------------------------------------------------- */
+
+/* Records a failure taking @p k (bucket: one token, down to 0; quota: the
+ * retry's cost, only if T holds it), on stripe @p s's lease when it can.
+ * @return 1 if the retry is allowed: bucket: T after > max/2; quota: paid. */
+static __attribute__((noinline)) int take_slow(struct resil_retry_budget *b, uint32_t s, uint64_t k)
+{
+    const budget_cfg *c = &b->cfg;
+    const int bucket = c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET;
+    const uint64_t keep = level_keep(c); /* bucket: max/2 + 1 */
+    resil__atomic_u64 *lp = &b->stripes[s].lease;
+    uint64_t g = resil__a64_load_acquire(&b->level);
+    int futile = 0;
+    for (;;) {
+        if (lv_leased(g) != 0) { /* leases exist: maybe this stripe's */
+            uint64_t w = resil__a64_load_acquire(lp);
+            while (ls_state(w) == L_LIVE && ls_avail(w) >= k)
+                if (resil__a64_cas_acq_rel(lp, &w, w - k + (k << 20))) /* avail -k, room +k */
+                    return 1;
+        }
+        uint64_t tok = lv_tok(g);
+        if (lv_leased(g) == 0) { /* the level holds T */
+            if (tok < k && (!bucket || tok == 0))
+                return 0; /* quota short, or bucket empty: nothing to write */
+            uint64_t next = tok >= k ? tok - k : 0;
+            if (resil__a64_cas_acq_rel(&b->level, &g, g - (tok - next)))
+                return !bucket || next >= keep;
+        } else if (tok >= keep + k) { /* the level alone proves it */
+            if (resil__a64_cas_acq_rel(&b->level, &g, g - k))
+                return 1;
+        } else {
+            /* near half or empty: decide on the whole T */
+            if (!reclaim_all(b) && ++futile > RECLAIM_FUTILE)
+                return 0; /* corrupt: refuse, take nothing */
+            g = resil__a64_load_acquire(&b->level);
+            continue;
+        }
+        lease_grant(b, s, k); /* the CAS lost to another thread */
+        g = resil__a64_load_acquire(&b->level);
+    }
+}
+
+/* Records a success giving @p k back (never above max) on the level, once
+ * give() found no room on the caller's lease. */
+static __attribute__((noinline)) void give_slow(struct resil_retry_budget *b, uint64_t k)
+{
+    const uint64_t max = max_level(&b->cfg);
+    uint64_t g = resil__a64_load_acquire(&b->level);
+    int futile = 0;
+    for (;;) {
+        uint64_t space = resil__sat_sub(max, lv_tok(g) + lv_leased(g));
+        if (space >= k || lv_leased(g) == 0) {
+            uint64_t add = resil__min_u64(k, space);
+            if (add == 0 || resil__a64_cas_acq_rel(&b->level, &g, g + add))
+                return;
+        } else {
+            /* near full: the room may be in the leases */
+            if (!reclaim_all(b) && ++futile > RECLAIM_FUTILE)
+                return; /* corrupt: give nothing */
+            g = resil__a64_load_acquire(&b->level);
+        }
+    }
+}
+
+/* For tests (declared there; hidden like every resil__ name): what a
+ * failure that lost a CAS on the level does, a grant to the calling
+ * thread's stripe, and what a decision near a threshold does, reclaiming
+ * every lease. Both do nothing to a ratio budget. */
+void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_reclaim(resil_retry_budget_t *b);
+
+void resil__retry_budget_lease(resil_retry_budget_t *b)
+{
+    if (b->cfg.kind != RESIL_RETRY_BUDGET_RATIO)
+        lease_grant(b, resil__stripe(BUDGET_STRIPES),
+                    b->cfg.kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET ? MILLI : b->cfg.retry_cost);
+}
+
+void resil__retry_budget_reclaim(resil_retry_budget_t *b)
+{
+    if (b->cfg.kind != RESIL_RETRY_BUDGET_RATIO)
+        reclaim_all(b);
+}
+
+/* The common cases of take_slow() inline: nothing leased and the level
+ * holds k (one CAS on the level), or this stripe's lease holds k (one CAS on
+ * the lease). */
+static inline int take(struct resil_retry_budget *b, uint32_t s, uint64_t k)
+{
+    uint64_t g = resil__a64_load_acquire(&b->level);
+    if (RESIL__LIKELY(lv_leased(g) == 0)) {
+        if (lv_tok(g) >= k && resil__a64_cas_acq_rel(&b->level, &g, g - k))
+            return b->cfg.kind != RESIL_RETRY_BUDGET_TOKEN_BUCKET ||
+                   lv_tok(g) - k >= level_keep(&b->cfg);
+    } else {
+        resil__atomic_u64 *lp = &b->stripes[s].lease;
+        uint64_t w = resil__a64_load_acquire(lp);
+        if (ls_state(w) == L_LIVE && ls_avail(w) >= k &&
+            resil__a64_cas_acq_rel(lp, &w, w - k + (k << 20))) /* avail -k, room +k */
+            return 1;
+    }
+    return take_slow(b, s, k);
+}
+
+/* The common cases of give_slow() inline: nothing leased (one load when
+ * full, else one CAS on the level), or the caller's lease has the room. */
+static inline void give(struct resil_retry_budget *b, uint64_t k)
+{
+    uint64_t g = resil__a64_load_acquire(&b->level);
+    if (RESIL__LIKELY(lv_leased(g) == 0)) {
+        uint64_t add = resil__min_u64(k, resil__sat_sub(max_level(&b->cfg), lv_tok(g)));
+        if (add == 0 || resil__a64_cas_acq_rel(&b->level, &g, g + add))
+            return;
+    } else {
+        resil__atomic_u64 *lp = &b->stripes[resil__stripe(BUDGET_STRIPES)].lease;
+        uint64_t w = resil__a64_load_acquire(lp);
+        if (ls_state(w) == L_LIVE && ls_room(w) >= k &&
+            resil__a64_cas_acq_rel(lp, &w, w + k - (k << 20))) /* avail +k, room -k */
+            return;
+    }
+    give_slow(b, k);
 }
 
 /* ---- operations -------------------------------------------------------- */
@@ -404,22 +933,11 @@ resil_status resil_retry_budget_on_request(resil_retry_budget_t *b, uint64_t now
     if (RESIL__UNLIKELY(b == NULL))
         return resil__fail(RESIL_E_INVALID_ARG, "retry_budget_on_request: budget is NULL");
     if (b->cfg.kind == RESIL_RETRY_BUDGET_RATIO) {
-        uint64_t e = slot_of(&b->cfg, now_ns);
-        count_one(&b->slots[2 * bucket_of(&b->cfg, e)], e);
+        uint32_t idx;
+        uint64_t e = slot_at(&b->cfg, now_ns, &idx);
+        count_one(&b->slots[2 * idx], e);
     }
     return RESIL_OK;
-}
-
-static inline resil_status verdict(resil_retry_budget_t *b, int allowed)
-{
-    budget_stats *mine = &b->stats[resil__stripe(BUDGET_STRIPES)];
-    if (allowed) {
-        resil__a64_fetch_add_relaxed(&mine->granted, 1);
-        return RESIL_OK;
-    }
-    /* a refusal is an ordinary outcome, not an error: no detail to format */
-    resil__a64_fetch_add_relaxed(&mine->refused, 1);
-    return RESIL_E_BUDGET_EXHAUSTED;
 }
 
 resil_status resil_retry_budget_on_failure(resil_retry_budget_t *b, uint64_t now_ns, int timeout,
@@ -430,38 +948,32 @@ resil_status resil_retry_budget_on_failure(resil_retry_budget_t *b, uint64_t now
     if (RESIL__UNLIKELY(b == NULL))
         return resil__fail(RESIL_E_INVALID_ARG, "retry_budget_on_failure: budget is NULL");
     const budget_cfg *c = &b->cfg;
-    switch (c->kind) {
-    case RESIL_RETRY_BUDGET_TOKEN_BUCKET: {
-        const uint64_t half = (uint64_t)c->max_tokens * MILLI / 2;
-        uint64_t cur = resil__a64_load_acquire(&b->level);
-        uint64_t next;
-        do {
-            next = cur >= MILLI ? cur - MILLI : 0;
-            if (next == cur)
-                break; /* empty: nothing to write */
-        } while (!resil__a64_cas_acq_rel(&b->level, &cur, next));
-        return want_retry ? verdict(b, next > half) : RESIL_OK;
-    }
-    case RESIL_RETRY_BUDGET_QUOTA: {
+    int allowed;
+    if (c->kind == RESIL_RETRY_BUDGET_RATIO) {
+        /* a grant is counted in its bucket, not in the statistics */
+        if (!want_retry || ratio_try_retry(b, now_ns))
+            return RESIL_OK;
+        allowed = 0;
+    } else if (c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET) {
+        allowed = take(b, resil__stripe(BUDGET_STRIPES), MILLI);
         if (!want_retry)
             return RESIL_OK;
-        const uint64_t cost = timeout ? c->timeout_cost : c->retry_cost;
-        uint64_t cur = resil__a64_load_acquire(&b->level);
-        for (;;) {
-            if (cur < cost)
-                return verdict(b, 0);
-            if (resil__a64_cas_acq_rel(&b->level, &cur, cur - cost))
-                break;
-        }
-        if (cost_out != NULL)
-            *cost_out = (uint32_t)cost;
-        return verdict(b, 1);
-    }
-    default: /* RATIO */
+    } else {
         if (!want_retry)
             return RESIL_OK;
-        return verdict(b, ratio_try_retry(b, now_ns) == RESIL_OK);
+        const uint32_t cost = timeout ? c->timeout_cost : c->retry_cost;
+        allowed = take(b, resil__stripe(BUDGET_STRIPES), cost);
+        if (allowed && cost_out != NULL)
+            *cost_out = cost;
     }
+    budget_stripe *mine = &b->stripes[resil__stripe(BUDGET_STRIPES)];
+    if (allowed) {
+        resil__a64_fetch_add_relaxed(&mine->granted, 1);
+        return RESIL_OK;
+    }
+    /* a refusal is an ordinary outcome, not an error: no detail to format */
+    resil__a64_fetch_add_relaxed(&mine->refused, 1);
+    return RESIL_E_BUDGET_EXHAUSTED;
 }
 
 resil_status resil_retry_budget_on_success(resil_retry_budget_t *b, uint64_t now_ns, uint32_t cost)
@@ -470,23 +982,16 @@ resil_status resil_retry_budget_on_success(resil_retry_budget_t *b, uint64_t now
     if (RESIL__UNLIKELY(b == NULL))
         return resil__fail(RESIL_E_INVALID_ARG, "retry_budget_on_success: budget is NULL");
     const budget_cfg *c = &b->cfg;
-    uint64_t add, max;
-    if (c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET) {
-        add = c->token_ratio_milli;
-        max = (uint64_t)c->max_tokens * MILLI;
-    } else if (c->kind == RESIL_RETRY_BUDGET_QUOTA) {
-        add = cost != 0 ? cost : c->no_retry_increment;
-        max = c->quota_capacity;
-    } else {
+    uint64_t k;
+    if (c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET)
+        k = c->token_ratio_milli;
+    else if (c->kind == RESIL_RETRY_BUDGET_QUOTA)
+        k = cost != 0 ? cost : c->no_retry_increment;
+    else
         return RESIL_OK;
-    }
-    /* A healthy dependency keeps the level full: then this is one load. */
-    uint64_t cur = resil__a64_load_acquire(&b->level);
-    for (;;) {
-        uint64_t next = resil__min_u64(max, cur + add);
-        if (next == cur || resil__a64_cas_acq_rel(&b->level, &cur, next))
-            return RESIL_OK;
-    }
+    if (k != 0)
+        give(b, resil__min_u64(k, max_level(c)));
+    return RESIL_OK;
 }
 
 int resil_retry_budget_can_retry(const resil_retry_budget_t *b, uint64_t now_ns)
@@ -494,15 +999,18 @@ int resil_retry_budget_can_retry(const resil_retry_budget_t *b, uint64_t now_ns)
     if (b == NULL)
         return 0;
     const budget_cfg *c = &b->cfg;
-    uint64_t lvl = resil__a64_load_acquire(&b->level);
+    level_view v;
     switch (c->kind) {
     case RESIL_RETRY_BUDGET_TOKEN_BUCKET:
-        return lvl >= MILLI && lvl - MILLI > (uint64_t)c->max_tokens * MILLI / 2;
+        level_read(b, &v);
+        return v.total >= MILLI && v.total - MILLI >= level_keep(c);
     case RESIL_RETRY_BUDGET_QUOTA:
-        return lvl >= c->retry_cost;
+        level_read(b, &v);
+        return v.total >= c->retry_cost;
     default: {
-        uint64_t e = slot_of(c, now_ns), rq, rt;
-        window_sums(b, e, UINT32_MAX, &rq, &rt);
+        uint32_t idx;
+        uint64_t rq, rt;
+        window_sums(b, slot_at(c, now_ns, &idx), UINT32_MAX, &rq, &rt);
         return rt + 1 <= allowance(c, rq);
     }
     }
@@ -517,20 +1025,22 @@ resil_status resil_retry_budget_stats(const resil_retry_budget_t *b, uint64_t no
     memset(out, 0, sizeof *out);
     const budget_cfg *c = &b->cfg;
     out->kind = (resil_retry_budget_kind)c->kind;
-    uint64_t lvl = resil__a64_load_acquire(&b->level);
-    if (c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET) {
-        out->level_milli = lvl;
-        out->max_milli = (uint64_t)c->max_tokens * MILLI;
-    } else if (c->kind == RESIL_RETRY_BUDGET_QUOTA) {
-        out->level_milli = lvl * MILLI;
-        out->max_milli = (uint64_t)c->quota_capacity * MILLI;
+    if (c->kind == RESIL_RETRY_BUDGET_RATIO) {
+        uint32_t idx;
+        window_sums(b, slot_at(c, now_ns, &idx), UINT32_MAX, &out->window_requests,
+                    &out->window_retries);
+        for (uint32_t i = 0; i < c->buckets; i++) /* grants not folded yet */
+            out->granted += resil__a64_load_relaxed(&b->slots[2 * i + 1]) & COUNT_MASK;
     } else {
-        window_sums(b, slot_of(c, now_ns), UINT32_MAX, &out->window_requests, &out->window_retries);
+        level_view v;
+        level_read(b, &v);
+        uint64_t unit = c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET ? 1 : MILLI;
+        out->level_milli = resil__min_u64(v.total, max_level(c)) * unit;
+        out->max_milli = max_level(c) * unit;
     }
-    out->granted = out->refused = 0;
     for (int i = 0; i < BUDGET_STRIPES; i++) {
-        out->granted += resil__a64_load_relaxed(&b->stats[i].granted);
-        out->refused += resil__a64_load_relaxed(&b->stats[i].refused);
+        out->granted += resil__a64_load_relaxed(&b->stripes[i].granted);
+        out->refused += resil__a64_load_relaxed(&b->stripes[i].refused);
     }
     return RESIL_OK;
 }

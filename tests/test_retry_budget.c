@@ -1,10 +1,28 @@
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/atomic.h"
+#include "internal/stripe.h"
 #include "resil/retry.h"
 #include "support.h"
+
+/* Internal to src/retry_budget.c, for tests: grant the calling thread's
+ * stripe a lease (what a failure that lost a CAS does); reclaim them all. */
+void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_reclaim(resil_retry_budget_t *b);
+
+enum { STRIPES = 4 };
+
+/* The budget's words, at the offsets the layout comment in
+ * src/retry_budget.c gives. */
+static uint64_t word_at(const void *b, size_t off)
+{
+    return resil__a64_load_acquire((const resil__atomic_u64 *)((const char *)b + off));
+}
+static uint64_t leased(const void *b) { return (word_at(b, 128) >> 20) & 0xfffff; }
 
 static resil_retry_budget_config_t bucket_cfg(uint32_t max, uint32_t ratio_milli)
 {
@@ -237,6 +255,425 @@ static void ratio_never_exceeds_its_promise_over_a_scripted_workload(void **stat
     resil_retry_budget_free(b);
 }
 
+/* ---- leases: a script run on every stripe, one call at a time -------- */
+
+/* A thread that runs calls for the test thread, so that a sequential script
+ * can decide on each stripe's lease. */
+typedef struct stripe_worker {
+    pthread_t t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void (*fn)(void *);
+    void *arg;
+    int busy, quit, ready;
+    uint32_t stripe;
+} stripe_worker;
+
+static void *worker_main(void *p)
+{
+    stripe_worker *w = p;
+    pthread_mutex_lock(&w->mu);
+    w->stripe = resil__stripe(STRIPES);
+    w->ready = 1;
+    pthread_cond_broadcast(&w->cv);
+    for (;;) {
+        while (!w->busy && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit)
+            break;
+        w->fn(w->arg);
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void worker_run(stripe_worker *w, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    w->fn = fn;
+    w->arg = arg;
+    w->busy = 1;
+    pthread_cond_broadcast(&w->cv);
+    while (w->busy)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void worker_stop(stripe_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->t, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* Starts @p w's thread and waits until it knows its stripe. */
+static void worker_launch(stripe_worker *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    assert_int_equal(pthread_create(&w->t, NULL, worker_main, w), 0);
+    pthread_mutex_lock(&w->mu);
+    while (!w->ready)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Starts threads until every stripe has one; pool[s] runs on stripe s.
+ * Threads get stripes round-robin as they first ask, so a probe thread
+ * tells which stripe the next thread gets; the resident one takes it. */
+static void workers_start(stripe_worker *pool)
+{
+    for (int have = 0; have < STRIPES;) {
+        stripe_worker probe;
+        memset(&probe, 0, sizeof probe);
+        worker_launch(&probe);
+        worker_stop(&probe);
+        stripe_worker *slot = &pool[(probe.stripe + 1) % STRIPES];
+        if (!slot->ready) {
+            worker_launch(slot);
+            assert_true(slot == &pool[slot->stripe]);
+            have++;
+        }
+    }
+}
+
+typedef struct call {
+    resil_retry_budget_t *b;
+    int what; /* 0 failure asking for a retry, 1 success, 2 lease, 3 reclaim */
+    int timeout;
+    uint32_t cost;
+    resil_status st;
+} call;
+
+static void call_run(void *p)
+{
+    call *c = p;
+    switch (c->what) {
+    case 0:
+        c->st = resil_retry_budget_on_failure(c->b, 0, c->timeout, 1, &c->cost);
+        break;
+    case 1:
+        c->st = resil_retry_budget_on_success(c->b, 0, c->cost);
+        break;
+    case 2:
+        resil__retry_budget_lease(c->b);
+        break;
+    default:
+        resil__retry_budget_reclaim(c->b);
+    }
+}
+
+/* A script of calls, one at a time, each on a chosen stripe, against an
+ * integer model of T: every verdict, every level and the invariants after
+ * every call must be the model's. Leases never change a decision. */
+typedef struct script {
+    resil_retry_budget_t *b;
+    stripe_worker *pool;
+    int bucket;
+    uint64_t max, model, last_leased;
+    long violations, granted, refused, with_leases, emptied;
+} script;
+
+static void script_start(script *sc, resil_retry_budget_kind kind)
+{
+    memset(sc, 0, sizeof *sc);
+    resil_retry_budget_config_t c = resil_retry_budget_config_default();
+    c.kind = kind;
+    c.max_tokens = 100;
+    c.token_ratio_milli = 250; /* quota: capacity 500, costs 5 and 10, +1 */
+    sc->b = make(&c);
+    sc->pool = calloc(STRIPES, sizeof *sc->pool);
+    assert_non_null(sc->pool);
+    workers_start(sc->pool);
+    sc->bucket = kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET;
+    sc->max = sc->model = sc->bucket ? 100000 : 500000;
+}
+
+/* Runs call @p what (0 failure asking for a retry, 1 success, 2 lease,
+ * 3 reclaim) on stripe @p s; quota: @p timeout picks the cost, @p refund a
+ * retry's refund (5) over a first attempt's (+1). @return the verdict. */
+static int script_step(script *sc, uint32_t s, int what, int timeout, int refund)
+{
+    call k = {sc->b, what, timeout, sc->bucket || !refund ? 0 : 5, RESIL_OK};
+    int allowed = 0;
+    if (what == 0) {
+        uint64_t cost = sc->bucket ? 1000 : (timeout ? 10000 : 5000); /* milli */
+        if (sc->bucket) {
+            sc->model = sc->model >= cost ? sc->model - cost : 0;
+            allowed = sc->model > sc->max / 2;
+        } else if (sc->model >= cost) {
+            sc->model -= cost;
+            allowed = 1;
+        }
+    } else if (what == 1) {
+        uint64_t add = sc->bucket ? 250 : (refund ? 5000 : 1000);
+        sc->model = sc->model + add > sc->max ? sc->max : sc->model + add;
+    }
+    sc->with_leases += leased(sc->b) != 0;
+    worker_run(&sc->pool[s], call_run, &k);
+    if (what == 0) {
+        if ((k.st == RESIL_OK) != allowed)
+            sc->violations++;
+        sc->granted += k.st == RESIL_OK;
+        sc->refused += k.st != RESIL_OK;
+        if (!sc->bucket && k.cost != (allowed ? (timeout ? 10u : 5u) : 0u))
+            sc->violations++;
+    }
+    if (level(sc->b) != sc->model && sc->violations++ == 0)
+        print_message("call %d on stripe %u: level %llu, model %llu\n", what, (unsigned)s,
+                      (unsigned long long)level(sc->b), (unsigned long long)sc->model);
+    if (resil_retry_budget_check(sc->b) != RESIL_OK && sc->violations++ == 0)
+        print_message("call %d on stripe %u: %s\n", what, (unsigned)s, resil_status_detail());
+    sc->emptied += what < 2 && sc->last_leased != 0 && leased(sc->b) == 0; /* reclaimed */
+    sc->last_leased = leased(sc->b);
+    return k.st == RESIL_OK;
+}
+
+static void script_stop(script *sc)
+{
+    assert_int_equal(sc->violations, 0);
+    resil_retry_budget_stats_t s;
+    assert_int_equal(resil_retry_budget_stats(sc->b, 0, &s), RESIL_OK);
+    assert_int_equal(s.granted, (uint64_t)sc->granted);
+    assert_int_equal(s.refused, (uint64_t)sc->refused);
+    for (int i = 0; i < STRIPES; i++)
+        worker_stop(&sc->pool[i]);
+    free(sc->pool);
+    resil_retry_budget_free(sc->b);
+}
+
+/* Random calls on random stripes, leases granted often (as contention
+ * would) and reclaimed sometimes, failure rates drifting across each kind's
+ * thresholds: 5 % .. 40 % for the bucket (a failure -1, a success +0.25),
+ * 10 % .. 90 % for the quota. */
+static void leases_match_the_model(resil_retry_budget_kind kind)
+{
+    script sc;
+    script_start(&sc, kind);
+    uint64_t rng = 11;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t r = resil_splitmix64(&rng);
+        uint64_t fail_pct =
+            sc.bucket ? 5 + (uint64_t)(i / 1000 % 8) * 5 : 10 + (uint64_t)(i / 1000 % 9) * 10;
+        int what = r % 100 < 8 ? 2 : r % 1000 < 85 ? 3 : (r >> 8) % 100 < fail_pct ? 0 : 1;
+        script_step(&sc, (uint32_t)(r >> 32) % STRIPES, what, (int)(r >> 20) & 1,
+                    (int)(r >> 24) & 1);
+    }
+    print_message("%s: granted %ld, refused %ld, %ld calls with leases out, %ld reclaims by "
+                  "decisions\n",
+                  sc.bucket ? "token bucket" : "quota", sc.granted, sc.refused, sc.with_leases,
+                  sc.emptied);
+    assert_true(sc.granted > 1000 && sc.refused > 1000); /* both regimes were exercised */
+    assert_true(sc.with_leases > 2500);                  /* and decided on leases */
+    assert_true(sc.emptied > 10);                        /* thresholds reclaimed them */
+    script_stop(&sc);
+}
+
+static void token_bucket_on_leases_matches_the_model_exactly(void **state)
+{
+    (void)state;
+    leases_match_the_model(RESIL_RETRY_BUDGET_TOKEN_BUCKET);
+}
+
+static void quota_on_leases_matches_the_model_exactly(void **state)
+{
+    (void)state;
+    leases_match_the_model(RESIL_RETRY_BUDGET_QUOTA);
+}
+
+/* Each threshold with leases out: the level alone cannot settle the
+ * decision, so it reclaims them and decides on the whole T. */
+static void decisions_at_thresholds_reclaim_leases_first(void **state)
+{
+    (void)state;
+    script sc;
+    /* bucket near half: stripe 0 holds a lease it has nearly spent, stripe 1
+     * has none and drains the level */
+    script_start(&sc, RESIL_RETRY_BUDGET_TOKEN_BUCKET);
+    script_step(&sc, 0, 2, 0, 0); /* lends (100 000 - 50 001) / 8 = 6 249 */
+    assert_int_equal(leased(sc.b), 6249);
+    for (int i = 0; i < 6; i++)
+        assert_true(script_step(&sc, 0, 0, 0, 0)); /* 249 left on the lease */
+    int granted = 0;
+    while (script_step(&sc, 1, 0, 0, 0))
+        granted++;
+    assert_int_equal(granted, 94 - 50 - 1); /* tokens after: 93 .. 51 */
+    assert_int_equal(leased(sc.b), 0);      /* the decision at half reclaimed */
+    script_stop(&sc);
+
+    /* bucket near full: stripe 0's room holds what a success on stripe 1
+     * needs */
+    script_start(&sc, RESIL_RETRY_BUDGET_TOKEN_BUCKET);
+    script_step(&sc, 0, 2, 0, 0);
+    script_step(&sc, 0, 0, 0, 0); /* room 1 000 on the lease, level space 0 */
+    for (int i = 0; i < 5; i++)
+        script_step(&sc, 1, 1, 0, 0); /* the first reclaims; 4 x 250 refill it */
+    assert_int_equal(leased(sc.b), 0);
+    assert_int_equal(level(sc.b), 100000);
+    script_stop(&sc);
+
+    /* quota near empty: the last retry's cost is split between a lease and
+     * the level */
+    script_start(&sc, RESIL_RETRY_BUDGET_QUOTA);
+    script_step(&sc, 0, 2, 0, 0); /* lends 500 / 8 = 62 units */
+    assert_int_equal(leased(sc.b), 62);
+    for (int i = 0; i < 12; i++)
+        assert_true(script_step(&sc, 0, 0, 0, 0)); /* 2 left on the lease */
+    granted = 0;
+    while (script_step(&sc, 1, 0, 0, 0))
+        granted++;
+    assert_int_equal(granted, 100 - 12); /* 500 / 5 in all */
+    assert_int_equal(leased(sc.b), 0);
+    script_stop(&sc);
+}
+
+/* check() sees a lease that does not add up, or a frozen one outside a
+ * reclaim. */
+static void check_verifies_lease_conservation(void **state)
+{
+    (void)state;
+    static _Alignas(64) unsigned char mem[RESIL_RETRY_BUDGET_SIZE(1)];
+    resil_retry_budget_config_t c = bucket_cfg(100, 250);
+    resil_retry_budget_t *b;
+    assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
+    resil__retry_budget_lease(b);
+    size_t lease = 192 + 64 * (size_t)resil__stripe(STRIPES);
+    uint64_t w = word_at(b, lease);
+    assert_true(leased(b) > 0 && w >> 62 == 1); /* LIVE, counted in the level */
+    assert_int_equal(level(b), 100000);         /* T did not move */
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+    uint64_t bad = w + 1; /* one token more in the lease than the level lent */
+    memcpy(mem + lease, &bad, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_E_CORRUPT);
+    assert_non_null(strstr(resil_status_detail(), "leased"));
+    bad = (w & ~(UINT64_C(3) << 62)) | UINT64_C(2) << 62; /* FROZEN with no reclaim */
+    memcpy(mem + lease, &bad, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_E_CORRUPT);
+    assert_non_null(strstr(resil_status_detail(), "frozen"));
+    memcpy(mem + lease, &w, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+    resil__retry_budget_reclaim(b);
+    assert_int_equal(leased(b), 0);
+    assert_int_equal(word_at(b, lease) >> 62, 0); /* EMPTY */
+    assert_int_equal(level(b), 100000);
+    /* the level may not lend below half plus one: 50 001 tokens stay */
+    for (int i = 0; i < 49; i++)
+        assert_int_equal(resil_retry_budget_on_failure(b, 0, 0, 1, NULL), RESIL_OK);
+    resil__retry_budget_lease(b);
+    assert_int_equal(leased(b), 0); /* 51 tokens: an eighth of 0.999 is less than one */
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+}
+
+/* A grant a crashed (or preempted) caller left half done is completed by
+ * the next transfer: paid if the level can still lend it, else aborted,
+ * never minting tokens; check() and the level count it while in flight. */
+static void half_done_grants_complete_or_abort(void **state)
+{
+    (void)state;
+    static _Alignas(64) unsigned char mem[RESIL_RETRY_BUDGET_SIZE(1)];
+    resil_retry_budget_config_t c = bucket_cfg(100, 250);
+    resil_retry_budget_t *b;
+    assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
+    for (int i = 0; i < 40; i++)
+        resil_retry_budget_on_failure(b, 0, 0, 0, NULL); /* 60 tokens: 9 999 above half + 1 */
+    /* transfer word: amount, stripe 2 at bit 20, op GRANT (1) at bit 22, seq at bit 40 */
+    uint64_t d = 20000 | UINT64_C(2) << 20 | UINT64_C(1) << 22 | UINT64_C(1) << 40;
+    memcpy(mem + 136, &d, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK); /* started, nothing moved yet */
+    assert_int_equal(level(b), 60000);
+    resil__retry_budget_reclaim(b); /* completes it first: the level cannot pay, aborted */
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+    assert_int_equal(level(b), 60000);
+    assert_int_equal(leased(b), 0);
+    assert_int_equal(word_at(b, 192 + 2 * 64), 0); /* the lease never received it */
+    assert_int_equal((word_at(b, 136) >> 22) & 3, 0);
+
+    /* one it can pay, left after the level paid and before the lease got it */
+    d = 5000 | UINT64_C(2) << 20 | UINT64_C(1) << 22 | UINT64_C(2) << 40;
+    uint64_t g = word_at(b, 128);
+    uint64_t paid =
+        ((g & 0xfffff) - 5000) | (((g >> 20) & 0xfffff) + 5000) << 20 | UINT64_C(2) << 40;
+    memcpy(mem + 136, &d, 8);
+    memcpy(mem + 128, &paid, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK); /* in flight, counted */
+    assert_int_equal(level(b), 60000);
+    resil__retry_budget_reclaim(b); /* delivers it, then takes every lease back */
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+    assert_int_equal(level(b), 60000);
+    assert_int_equal(leased(b), 0);
+    /* the budget decides as if nothing happened: 9 retries down to 51 tokens */
+    int granted = 0;
+    while (resil_retry_budget_on_failure(b, 0, 0, 1, NULL) == RESIL_OK)
+        granted++;
+    assert_int_equal(granted, 9);
+}
+
+/* A level overwritten to count leases nobody holds: check() says so, and
+ * decisions that would wait for those leases give up instead of spinning. */
+static void a_corrupt_level_never_hangs_a_decision(void **state)
+{
+    (void)state;
+    static _Alignas(64) unsigned char mem[RESIL_RETRY_BUDGET_SIZE(1)];
+    resil_retry_budget_config_t c = bucket_cfg(100, 250);
+    resil_retry_budget_t *b;
+    assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
+    uint64_t g = 50500 | UINT64_C(100) << 20; /* near half, 100 "leased" */
+    memcpy(mem + 128, &g, 8);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_E_CORRUPT);
+    assert_int_equal(resil_retry_budget_on_failure(b, 0, 0, 1, NULL), RESIL_E_BUDGET_EXHAUSTED);
+    g = 99950 | UINT64_C(50) << 20; /* full but for the phantom lease */
+    memcpy(mem + 128, &g, 8);
+    assert_int_equal(resil_retry_budget_on_success(b, 0, 0), RESIL_OK);
+    assert_int_equal(word_at(b, 128), g); /* gave nothing */
+}
+
+/* Each thread sums a ratio window's older buckets once per slot: the sums
+ * belong to one block, and to one init of its memory. */
+static void ratio_window_sums_belong_to_one_block(void **state)
+{
+    (void)state;
+    static _Alignas(64) unsigned char mem[RESIL_RETRY_BUDGET_SIZE(10)];
+    resil_retry_budget_config_t c = ratio_cfg(50, 0);
+    resil_retry_budget_t *b, *other = make(&c);
+    const uint64_t t = RESIL_SEC(1000), later = t + RESIL_SEC(3);
+    assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
+    for (int i = 0; i < 10; i++)
+        resil_retry_budget_on_request(b, t);
+    assert_int_equal(resil_retry_budget_on_failure(b, later, 0, 1, NULL), RESIL_OK);
+    /* same slot, another block with the same configuration: its own window */
+    assert_int_equal(resil_retry_budget_on_failure(other, later, 0, 1, NULL),
+                     RESIL_E_BUDGET_EXHAUSTED);
+    assert_int_equal(resil_retry_budget_on_failure(b, later, 0, 1, NULL), RESIL_OK);
+    /* the same memory initialized again: an empty window */
+    assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
+    assert_int_equal(resil_retry_budget_on_failure(b, later, 0, 1, NULL), RESIL_E_BUDGET_EXHAUSTED);
+    /* grants are counted in the buckets and folded into the statistics when
+     * a bucket is reused a window later */
+    for (int i = 0; i < 10; i++)
+        resil_retry_budget_on_request(b, later);
+    int granted = 0;
+    while (resil_retry_budget_on_failure(b, later, 0, 1, NULL) == RESIL_OK)
+        granted++;
+    assert_int_equal(granted, 5);
+    resil_retry_budget_on_request(b, later + RESIL_SEC(10)); /* same bucket, next window */
+    assert_true(resil_retry_budget_on_failure(b, later + RESIL_SEC(10), 0, 1, NULL) != RESIL_OK);
+    for (int i = 0; i < 2; i++)
+        resil_retry_budget_on_request(b, later + RESIL_SEC(10));
+    assert_int_equal(resil_retry_budget_on_failure(b, later + RESIL_SEC(10), 0, 1, NULL), RESIL_OK);
+    resil_retry_budget_stats_t s;
+    assert_int_equal(resil_retry_budget_stats(b, later + RESIL_SEC(10), &s), RESIL_OK);
+    assert_int_equal(s.granted, 6);
+    assert_int_equal(s.refused, 3);
+    assert_int_equal(s.window_retries, 1);
+    resil_retry_budget_free(other);
+}
+
 static void each_bad_budget_field_is_named(void **state)
 {
     (void)state;
@@ -303,7 +740,7 @@ static void sizes_are_cache_lines_and_within_the_macro(void **state)
         assert_true(sz <= RESIL_RETRY_BUDGET_SIZE(nb));
     }
     resil_retry_budget_config_t c = resil_retry_budget_config_default();
-    assert_int_equal(resil_retry_budget_size(&c), 448); /* header, config, level, 4 stat stripes */
+    assert_int_equal(resil_retry_budget_size(&c), 448); /* header, config, level, 4 stripes */
     assert_true(resil_retry_budget_size(&c) <= RESIL_RETRY_BUDGET_SIZE(1));
 }
 
@@ -459,6 +896,13 @@ int main(void)
         cmocka_unit_test(quota_follows_aws_standard_mode),
         cmocka_unit_test(ratio_allows_percent_of_requests_plus_floor),
         cmocka_unit_test(ratio_never_exceeds_its_promise_over_a_scripted_workload),
+        cmocka_unit_test(token_bucket_on_leases_matches_the_model_exactly),
+        cmocka_unit_test(quota_on_leases_matches_the_model_exactly),
+        cmocka_unit_test(decisions_at_thresholds_reclaim_leases_first),
+        cmocka_unit_test(check_verifies_lease_conservation),
+        cmocka_unit_test(half_done_grants_complete_or_abort),
+        cmocka_unit_test(a_corrupt_level_never_hangs_a_decision),
+        cmocka_unit_test(ratio_window_sums_belong_to_one_block),
         cmocka_unit_test(each_bad_budget_field_is_named),
         cmocka_unit_test(null_budget_arguments_are_reported),
         cmocka_unit_test(sizes_are_cache_lines_and_within_the_macro),

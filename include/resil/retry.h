@@ -44,9 +44,11 @@
  * not be used by two threads at once; every budget function is thread-safe
  * and may be called from any process attached to the budget.
  * Progress: resil_retry_next_delay() and every budget function are
- * lock-free (budgets: one CAS loop on one word; no lock, no allocation, no
- * system call other than reading the clock). resil_retry_execute() blocks
- * while it sleeps between attempts.
+ * lock-free (budgets: a decision is one CAS loop on one word, the caller's
+ * stripe of the budget or its shared level, plus rarely a lease transfer
+ * that any caller can complete; no lock, no allocation, no system call
+ * other than reading the clock).
+ * resil_retry_execute() blocks while it sleeps between attempts.
  */
 #ifndef RESIL_RETRY_H
 #define RESIL_RETRY_H
@@ -225,6 +227,14 @@ RESIL_API resil_status resil_retry_ms_parse(const char *s, size_t len, resil_ret
  * resil_retry_budget_new() allocates one for a single process. All
  * processes using one ratio budget must read time from the same clock domain
  * (CLOCK_MONOTONIC is system-wide).
+ *
+ * Every decision keeps its semantics exactly, whatever the interleaving of
+ * threads and processes. Token buckets and quotas lend part of their tokens
+ * to 4 per-thread stripes when threads contend, so that contending threads
+ * decide on their own cache line; a decision the lent part cannot prove
+ * (near half, near empty, near full) takes the loans back first. Ratio
+ * budgets count in one ring of time buckets; each thread sums the buckets
+ * older than the previous slot once per slot.
  * @{ */
 
 /** Budget semantics. */
@@ -238,7 +248,9 @@ typedef enum resil_retry_budget_kind {
      * window plus min_retries_per_sec * ttl seconds, checked when each retry
      * is granted (as old requests leave the sliding window, retries granted
      * earlier may exceed the shrunken allowance until they leave too). The
-     * window is ttl_ns cut into `buckets` slots. */
+     * window is ttl_ns cut into `buckets` slots. Exact with any number of
+     * threads for calls stamped in the current slot; a call stamped in an
+     * older slot may exceed the bound by its one retry. */
     RESIL_RETRY_BUDGET_RATIO = 1,
     /** AWS SDK retry quota (standard mode): quota starts at quota_capacity;
      * a retry takes retry_cost (timeout_cost after a timeout) and is refused
@@ -393,8 +405,12 @@ RESIL_API resil_status resil_retry_budget_stats(const resil_retry_budget_t *b, u
 
 /**
  * Checks the invariants of a budget (a pure read, callable from any process,
- * also after a crash): header valid, level within [0, max], window counters
- * within their fields.
+ * also after a crash): header valid, level within [0, max]; token bucket and
+ * quota: the tokens lent to stripes add up to what the level counts as lent
+ * (a transfer left half done by a crash included), and a bucket never lends
+ * what would leave its level at half or below; ratio: no lending words set.
+ * Sums are compared on a snapshot no transfer crossed (each word alone
+ * otherwise).
  * @return RESIL_OK; RESIL_E_INVALID_ARG if @p b is NULL; RESIL_E_CORRUPT
  *         (detail says which invariant) or the attach statuses.
  */

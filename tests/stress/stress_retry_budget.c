@@ -14,7 +14,12 @@
  *     with cost k grants C / k, a ratio budget with R requests and frozen
  *     time grants R * p % + floor;
  *   - processes: the same exact phase with forked children attaching to a
- *     MAP_SHARED block.
+ *     MAP_SHARED block;
+ *   - the threads contend, so token buckets and quotas decide on leases;
+ *     in the mixed phase threads also ask for leases now and then, as
+ *     contention would make them (leases are counted by sampling the level
+ *     word's leased field: a run that never leased would not have tested
+ *     them), and resil_retry_budget_check() passes after every phase.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,8 +27,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/atomic.h"
 #include "resil/retry.h"
 #include "support.h"
+
+/* Internal to src/retry_budget.c, for tests: grant the calling thread's
+ * stripe a lease, as a failure that lost a CAS on the level does. */
+void resil__retry_budget_lease(resil_retry_budget_t *b);
+
+/* Whether the budget has leases out: the level word's leased field (layout
+ * in src/retry_budget.c). */
+static int has_leases(const resil_retry_budget_t *b)
+{
+    uint64_t g = resil__a64_load_relaxed((const resil__atomic_u64 *)((const char *)b + 128));
+    return ((g >> 20) & 0xfffff) != 0;
+}
 
 enum { THREADS = 8, PROCS = 4 };
 
@@ -34,6 +52,7 @@ typedef struct {
     long ops;
     long granted;
     long violations;
+    long leased; /* samples that saw leases out */
     double until;
     uint64_t seed;
 } worker;
@@ -47,6 +66,7 @@ static void *run(void *p)
         for (;;) {
             resil_status s = resil_retry_budget_on_failure(w->b, RESIL_SEC(100), 0, 1, NULL);
             w->ops++;
+            w->leased += (w->ops & 7) == 0 && has_leases(w->b);
             if (s == RESIL_OK)
                 w->granted++;
             else if (!resil_retry_budget_can_retry(w->b, RESIL_SEC(100)))
@@ -59,6 +79,9 @@ static void *run(void *p)
         for (int i = 0; i < 256; i++) {
             uint64_t r = resil_splitmix64(&rng);
             uint32_t cost = 0;
+            if (r % 509 == 0)
+                resil__retry_budget_lease(w->b);
+            w->leased += (i & 7) == 0 && has_leases(w->b);
             if (r % 3 == 0) {
                 if (resil_retry_budget_on_failure(w->b, RESIL_SEC(100), (int)(r >> 8) & 1, 1,
                                                   &cost) == RESIL_OK)
@@ -76,7 +99,7 @@ static void *run(void *p)
 }
 
 static long run_threads(resil_retry_budget_t *b, int mode, double until, long *granted,
-                        long *violations)
+                        long *violations, long *leased)
 {
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, THREADS);
@@ -93,6 +116,7 @@ static long run_threads(resil_retry_budget_t *b, int mode, double until, long *g
         ops += w[i].ops;
         *granted += w[i].granted;
         *violations += w[i].violations;
+        *leased += w[i].leased;
     }
     pthread_barrier_destroy(&start);
     return ops;
@@ -130,7 +154,7 @@ static void threads_keep_every_budget_within_its_promise(void **state)
     (void)state;
     static _Alignas(64) unsigned char mem[RESIL_RETRY_BUDGET_SIZE(RESIL_RETRY_BUDGET_MAX_BUCKETS)];
     const double secs = test_stress_seconds();
-    long ops = 0, rounds = 0, violations = 0, exact_bad = 0;
+    long ops = 0, rounds = 0, violations = 0, exact_bad = 0, leased = 0;
     for (int kind = 0; kind < 3; kind++) {
         double kind_end = test_now_seconds() + secs / 3;
         while (test_now_seconds() < kind_end || rounds < 3 * (kind + 1)) {
@@ -139,7 +163,7 @@ static void threads_keep_every_budget_within_its_promise(void **state)
             assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
             /* mixed phase */
             long g = 0;
-            ops += run_threads(b, 0, test_now_seconds() + 0.05, &g, &violations);
+            ops += run_threads(b, 0, test_now_seconds() + 0.05, &g, &violations, &leased);
             if (resil_retry_budget_check(b) != RESIL_OK)
                 violations++;
             /* exact phase on a fresh budget */
@@ -148,7 +172,9 @@ static void threads_keep_every_budget_within_its_promise(void **state)
             for (long i = 0; i < requests; i++)
                 resil_retry_budget_on_request(b, RESIL_SEC(100));
             g = 0;
-            ops += run_threads(b, 1, 0, &g, &violations);
+            ops += run_threads(b, 1, 0, &g, &violations, &leased);
+            if (resil_retry_budget_check(b) != RESIL_OK)
+                violations++;
             if (g != promised(&c, requests)) {
                 if (exact_bad++ == 0)
                     print_message("kind %d: granted %ld, promised %ld\n", kind, g,
@@ -161,11 +187,13 @@ static void threads_keep_every_budget_within_its_promise(void **state)
             rounds++;
         }
     }
-    printf("stress_retry_budget threads=%d rounds=%ld ops=%ld violations=%ld exact_mismatch=%ld\n",
-           THREADS, rounds, ops, violations, exact_bad);
+    printf("stress_retry_budget threads=%d rounds=%ld ops=%ld violations=%ld exact_mismatch=%ld "
+           "lease_samples=%ld\n",
+           THREADS, rounds, ops, violations, exact_bad, leased);
     assert_int_equal(violations, 0);
     assert_int_equal(exact_bad, 0);
     assert_true(ops > 10000);
+    assert_true(leased > 0);
 }
 
 static void forked_processes_share_a_budget_exactly(void **state)
