@@ -861,10 +861,7 @@ resil_status resil_limiter_stats(const resil_limiter_t *l, resil_limiter_stats_t
     memset(out, 0, sizeof *out);
     out->limit = ctl_limit(resil__a64_load_acquire(&k->ctl));
     out->limit_peak = (uint32_t)resil__a64_load_relaxed(&k->limit_peak);
-    uint32_t n = 0;
-    if (resil__pm_check_cells(&l->pm, 0, &n) != RESIL_OK)
-        n = 0;
-    out->in_flight = n;
+    out->in_flight = resil__pm_held(&l->pm);
     out->processes = resil__pm_processes(&l->pm);
     out->estimate = est_of(resil__a64_load_relaxed(&k->estimate));
     out->baseline_ns = resil__a64_load_relaxed(&k->baseline);

@@ -159,6 +159,14 @@ resil_status resil__pm_check_cells(const resil__permits *pm, int quiescent, uint
     return RESIL_OK;
 }
 
+uint32_t resil__pm_held(const resil__permits *pm)
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < pm->nwords; w++)
+        n += resil__pm_busy_lanes(resil__a64_load_relaxed(&pm->cells[w]));
+    return n - (pm->nwords * 4 - pm->ncells); /* padding cells read as busy */
+}
+
 /* ---- reclaim ---- */
 
 /* Fences record @p i (LIVE -> RECLAIMING) if it still reads @p r, or

@@ -271,6 +271,9 @@ int resil__pm_tag_valid(const resil__permits *pm, uint64_t tag);
  * @return RESIL_OK and the number held in *@p held; RESIL_E_CORRUPT. */
 resil_status resil__pm_check_cells(const resil__permits *pm, int quiescent, uint32_t *held);
 
+/* Cells held now: a count without validation (for snapshots). */
+uint32_t resil__pm_held(const resil__permits *pm);
+
 /* ---- reclaim ---- */
 
 /* Reclaims the records (and so the cells) of processes that are dead
