@@ -397,7 +397,9 @@ static inline int take_in(const resil_limiter_t *l, uint64_t tag, uint32_t w, ui
 
 /* One pass over the admissible words from this thread's home word, which
  * is (re)chosen when it is not admissible: a spread position given by the
- * thread and its process record. */
+ * thread and its process record. The word where a cell is found becomes
+ * the home word, so a thread that holds many permits (an event loop) finds
+ * a free cell at once next time instead of scanning past its own. */
 static int take_cell(resil_limiter_t *l, resil__pm_entry *e, resil_limiter_permit_t *permit)
 {
     uint64_t c = resil__a64_load_acquire(&l->blk->ctl);
@@ -408,8 +410,10 @@ static int take_cell(resil_limiter_t *l, resil__pm_entry *e, resil_limiter_permi
     }
     uint32_t w = e->start;
     for (uint32_t i = 0; i < n; i++) {
-        if (take_in(l, e->tag, w, admissible(4 * w, lim), c, permit))
+        if (take_in(l, e->tag, w, admissible(4 * w, lim), c, permit)) {
+            e->start = w;
             return 1;
+        }
         if (++w == n)
             w = 0;
     }
@@ -589,9 +593,8 @@ static inline uint64_t batch_size(uint32_t lim)
     return lim / 8 > BATCH_MIN ? lim / 8 : BATCH_MIN;
 }
 
-/* AIMD, all but a good sample that joins an unfinished batch. */
-static __attribute__((noinline)) void aimd_sample(resil_limiter_t *l, const resil__pm_entry *e,
-                                                  uint64_t c, int bad)
+/* AIMD: a sample that does not just join an unfinished batch. */
+static void aimd_sample(resil_limiter_t *l, const resil__pm_entry *e, uint64_t c, int bad)
 {
     if (bad)
         resil__pm_add(e, DROPS, 1);
@@ -605,10 +608,9 @@ static __attribute__((noinline)) void aimd_sample(resil_limiter_t *l, const resi
     aimd_apply(l, c, (uint32_t)v, v >> 32, bad);
 }
 
-/* GRADIENT, all but a sample that joins an unfinished batch. */
-static __attribute__((noinline)) void gradient_sample(resil_limiter_t *l, const resil__pm_entry *e,
-                                                      uint64_t c, uint32_t gen, uint64_t rtt,
-                                                      int dropped)
+/* GRADIENT: a sample that does not just join an unfinished batch. */
+static void gradient_sample(resil_limiter_t *l, const resil__pm_entry *e, uint64_t c, uint32_t gen,
+                            uint64_t rtt, int dropped)
 {
     block *k = l->blk;
     if (dropped)
@@ -635,36 +637,52 @@ static __attribute__((noinline)) void gradient_sample(resil_limiter_t *l, const 
     gradient_apply(l, c, n, sum);
 }
 
-/* Feeds one sample, counted on entry @p e's line. Inline: the common case
- * (the sample joins this thread's unfinished batch: plain stores only). */
+/* sample() beyond its fast path. */
+static __attribute__((noinline)) void sample_rest(resil_limiter_t *l, const resil__pm_entry *e,
+                                                  uint64_t c, uint32_t gen, uint64_t rtt,
+                                                  int dropped)
+{
+    resil__pm_add(e, SAMPLES, 1);
+    if (l->blk->cfg.algorithm == RESIL_LIMITER_AIMD)
+        aimd_sample(l, e, c, dropped || rtt > l->blk->cfg.timeout_ns);
+    else
+        gradient_sample(l, e, c, gen, rtt > 0 ? rtt : 1, dropped);
+}
+
+/* Feeds one sample, counted on entry @p e's line. Inline: the common case,
+ * a sample that joins this thread's unfinished batch (plain stores on its
+ * own line: no locked instruction, no shared write). */
 static inline void sample(resil_limiter_t *l, const resil__pm_entry *e, uint32_t gen, uint64_t rtt,
                           int dropped)
 {
     const block *k = l->blk;
     uint64_t c = resil__a64_load_acquire(&k->ctl);
-    uint32_t lim = ctl_limit(c);
-    resil__pm_add(e, SAMPLES, 1);
-    if (k->cfg.algorithm == RESIL_LIMITER_AIMD) {
-        int bad = dropped || rtt > k->cfg.timeout_ns;
-        resil__atomic_u64 *b = &e->ln->n[BATCH];
-        uint64_t v = resil__a64_load_relaxed(b) + (UINT64_C(1) << 32 | 1);
-        if (RESIL__LIKELY(e->own && !bad && (uint32_t)v < batch_size(lim)))
-            resil__a64_store_relaxed(b, v);
-        else
-            aimd_sample(l, e, c, bad);
-        return;
+    uint64_t batch = batch_size(ctl_limit(c));
+    resil__pm_line *ln = e->ln;
+    if (RESIL__LIKELY(e->own && !dropped)) {
+        uint64_t v = resil__a64_load_relaxed(&ln->n[BATCH]);
+        if (k->cfg.algorithm == RESIL_LIMITER_AIMD) {
+            v += UINT64_C(1) << 32 | 1; /* one more, and a good one */
+            if (RESIL__LIKELY(rtt <= k->cfg.timeout_ns && (uint32_t)v < batch)) {
+                resil__a64_store_relaxed(&ln->n[SAMPLES],
+                                         resil__a64_load_relaxed(&ln->n[SAMPLES]) + 1);
+                resil__a64_store_relaxed(&ln->n[BATCH], v);
+                return;
+            }
+        } else {
+            uint64_t sum = resil__a64_load_relaxed(&ln->n[BATCH_SUM]) + rtt;
+            if (RESIL__LIKELY(v + 1 < batch && !(c & CTL_PROBING) && sum >= rtt &&
+                              sum < WSUM_MASK && /* baseline set and <= rtt: */
+                              resil__a64_load_relaxed(&k->baseline) - 1 < rtt)) {
+                resil__a64_store_relaxed(&ln->n[SAMPLES],
+                                         resil__a64_load_relaxed(&ln->n[SAMPLES]) + 1);
+                resil__a64_store_relaxed(&ln->n[BATCH], v + 1);
+                resil__a64_store_relaxed(&ln->n[BATCH_SUM], sum);
+                return;
+            }
+        }
     }
-    rtt = rtt > 0 ? rtt : 1;
-    resil__atomic_u64 *b = &e->ln->n[BATCH], *bs = &e->ln->n[BATCH_SUM];
-    uint64_t n = resil__a64_load_relaxed(b) + 1, sum = resil__a64_load_relaxed(bs) + rtt;
-    if (RESIL__LIKELY(e->own && !dropped && !(c & CTL_PROBING) && n < batch_size(lim) &&
-                      sum >= rtt && sum < WSUM_MASK &&
-                      resil__a64_load_relaxed(&k->baseline) - 1 < rtt)) { /* set, <= rtt */
-        resil__a64_store_relaxed(b, n);
-        resil__a64_store_relaxed(bs, sum);
-        return;
-    }
-    gradient_sample(l, e, c, gen, rtt, dropped);
+    sample_rest(l, e, c, gen, rtt, dropped);
 }
 
 /* ---- release ---- */
