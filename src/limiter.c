@@ -17,8 +17,9 @@
  * a cell holding its holder's tag, granted and released by one CAS each,
  * reclaimed when its process dies. The limiter admits only cells whose
  * logical index is below the limit in force: a thread tries first its home
- * word (a spread position among the admissible words, kept per thread),
- * then scans the admissible words from there. The cells are interleaved
+ * word (kept per thread in its cache entry: first a spread position among
+ * the admissible words, then the word of the last cell it found), then
+ * scans the admissible words from there. The cells are interleaved
  * over cache lines (logical word w is slot w >> lg of line w mod 2^lg), so
  * the words of even a small limit lie in different lines and threads on
  * different cores do not fight over one.
@@ -31,9 +32,14 @@
  *              (saturating: 39 hours)
  *   probe, probe_min: gen << 48 | count, or | minimum RTT (ns, 48 bits)
  *
- * Every word changes by single CASes, so a crash at any instruction leaves
- * each of them valid; the permits are the only thing whose loss or minting
- * would matter, and they are the cells.
+ * Every word changes by single CASes (a few plain stores of the pin's end
+ * precede its CAS and are harmless to repeat), so a crash at any
+ * instruction leaves each of them valid; the permits are the only thing
+ * whose loss or minting would matter, and they are the cells.
+ *
+ * Admission reads the limit, then CASes a cell: a limit lowered in
+ * between admits one more call below the old limit, the same as if the
+ * call had come a moment earlier. limit_peak bounds in flight either way.
  *
  * Batching: a thread counts its samples on its own line with plain stores
  * (count | good count << 32 in BATCH; GRADIENT: RTT sum in BATCH_SUM) and
@@ -395,18 +401,22 @@ static inline int take_in(const resil_limiter_t *l, uint64_t tag, uint32_t w, ui
     return 0;
 }
 
-/* One pass over the admissible words from this thread's home word, which
- * is (re)chosen when it is not admissible: a spread position given by the
- * thread and its process record. The word where a cell is found becomes
- * the home word, so a thread that holds many permits (an event loop) finds
- * a free cell at once next time instead of scanning past its own. */
+/* One pass over the admissible words from this thread's home word. The
+ * home word is a spread position (given by the thread and its process
+ * record) among the n admissible words, chosen again whenever n changes,
+ * so threads stay on different words, also after a re-measurement pinned
+ * them all to one word. Within the same n, the word where a cell is found
+ * becomes the home word, so a thread that holds many permits (an event
+ * loop) finds a free cell at once next time instead of scanning past its
+ * own. */
 static int take_cell(resil_limiter_t *l, resil__pm_entry *e, resil_limiter_permit_t *permit)
 {
     uint64_t c = resil__a64_load_acquire(&l->blk->ctl);
     uint32_t lim = ctl_limit(c), n = (lim + 3) / 4;
-    if (e->start >= n) {
+    if (e->span != n) {
         uint32_t frac = resil__thread_index() * 0x9E3779B9u + (uint32_t)(e->tag >> 8) * 0x7F4A7C15u;
         e->start = (uint32_t)(((uint64_t)frac * n) >> 32);
+        e->span = (uint16_t)n;
     }
     uint32_t w = e->start;
     for (uint32_t i = 0; i < n; i++) {
@@ -452,9 +462,10 @@ resil_status resil_limiter_try_acquire(resil_limiter_t *l, resil_limiter_permit_
     const resil__pm_entry *e = resil__pm_slot(l->pm.key);
     uint64_t c = resil__a64_load_relaxed(&l->blk->ctl);
     uint32_t w = e->start, lim = ctl_limit(c);
-    /* Fast path: registered, cache entry current, home word admissible
-     * with a free admissible lane, CAS won at once. */
-    if (RESIL__LIKELY(tag != 0 && e->key == l->pm.key && e->tag == tag && w < (lim + 3) / 4) &&
+    /* Fast path: registered, cache entry current, home word chosen for
+     * this many admissible words, a free admissible lane, CAS won at once. */
+    if (RESIL__LIKELY(tag != 0 && e->key == l->pm.key && e->tag == tag &&
+                      e->span == (lim + 3) / 4) &&
         RESIL__LIKELY(take_in(l, tag, w, admissible(4 * w, lim), c, permit))) {
         resil__pm_add(resil__pm_slot(l->pm.key), RESIL__PM_GRANTED, 1);
         return RESIL_OK;
@@ -717,7 +728,7 @@ static __attribute__((noinline)) void sample_slow(resil_limiter_t *l, uint32_t g
                                                   int dropped)
 {
     uint64_t tag = resil__pm_tag(&l->pm);
-    resil__pm_entry shared = {l->pm.key, &l->pm.lines[l->pm.stripes], 0, 0, 0};
+    resil__pm_entry shared = {l->pm.key, &l->pm.lines[l->pm.stripes], 0, 0, 0, 0};
     sample(l, tag != 0 ? resil__pm_entry_of(&l->pm, tag) : &shared, gen, rtt, dropped);
 }
 

@@ -88,7 +88,8 @@ void resil__pm_fill(const resil__permits *pm, resil__pm_entry *e, uint64_t tag)
         }
     }
     /* Contiguous tables: spread threads' first words over cache lines. */
-    e->start = pm->interleaved ? UINT32_MAX : n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
+    e->start = pm->interleaved ? 0 : n >= 16 ? (t * 8 + t / (n / 8)) % n : t % n;
+    e->span = 0;
     e->ln = got != NULL ? got : &pm->lines[S];
     e->own = got != NULL;
     e->tag = tag;

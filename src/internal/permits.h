@@ -181,9 +181,12 @@ typedef struct resil__pm_entry {
     const void *key;
     resil__pm_line *ln;
     uint64_t tag;
-    uint32_t start; /* contiguous: where scans start; interleaved: UINT32_MAX */
-    uint32_t own;
+    uint32_t start; /* contiguous: where scans start; interleaved: set by the user */
+    uint16_t own;   /* 1: ln is owned (plain stores); 0: the shared line */
+    uint16_t span;  /* interleaved: the user's (0 after a fill) */
 } resil__pm_entry;
+
+_Static_assert(sizeof(resil__pm_entry) == 32, "a cache entry is half a line");
 
 extern _Thread_local resil__pm_entry resil__pm_cache[8] __attribute__((tls_model("initial-exec")));
 
