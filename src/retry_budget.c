@@ -42,37 +42,49 @@
  * the level cannot settle (near half, near empty, near full) first
  * reclaims every lease, then decides on the whole T: every decision is
  * exact, whatever the interleaving. Leases are granted only after a CAS on
- * the level word failed (threads contending), so one thread alone never
- * leases; a grant takes an eighth of what the level can give (the tokens
- * above max/2 for the bucket, all of them for the quota), at most 64
- * decisions' worth.
+ * the level word failed (threads contending), and then to every thread
+ * that would otherwise write the level its leasing peers keep reading, so
+ * one thread alone never leases; a grant takes an eighth of what the level
+ * can give (the tokens above max/2 for the bucket, all of them for the
+ * quota), at most 64 decisions' worth.
  *
  * A transfer between the level and a lease moves an amount between two
- * words. It is made crash-safe and lock-free by the transfer word: every
- * step is one CAS, the level and each lease carry the sequence number of
- * the last transfer applied to them, and whoever finds a transfer in
- * progress (a crashed or preempted caller's) completes it first:
+ * words. It is made crash-safe and lock-free by the transfer word, which
+ * holds at most one transfer at a time: every step is one CAS, and whoever
+ * finds a transfer in progress (a crashed or preempted caller's) completes
+ * it before starting another. Each step can tell whether it was applied:
+ * the level carries the sequence number of the last transfer it took part
+ * in; a grant goes only to an EMPTY lease, so LIVE means delivered; a
+ * reclaim freezes a LIVE lease, so FROZEN means frozen for it. A helper
+ * rereads the transfer word between reading a word and CASing it, so one
+ * that slept through the end of its transfer touches nothing; and every
+ * state change of a lease stamps it with the transfer's sequence number,
+ * so a helper that sleeps between that check and its CAS cannot find an
+ * EMPTY lease "unchanged" after a later transfer filled and emptied it
+ * (decisions on a lease keep the stamp).
  *
  *   grant q:   transfer IDLE -> GRANT(q, stripe s, amount a)
  *              level: tokens -= a, leased += a, seq = q (if the level can
  *                     no longer give a: only seq = q, aborted = 1)
- *              lease s: avail += a, seq = q, LIVE
+ *              lease s: EMPTY -> LIVE(avail a, room 0), stamp q
  *              transfer -> IDLE(q)
  *   reclaim q: transfer IDLE -> RECLAIM(q, s)
- *              lease s: LIVE -> FROZEN, seq = q (decisions on it stop)
+ *              lease s: LIVE -> FROZEN, stamp q (decisions on it stop)
  *              level: tokens += avail, leased -= avail + room, seq = q
  *              lease s: FROZEN -> EMPTY
  *              transfer -> IDLE(q)
  *
  *   level     bits 0..19 tokens or quota, 20..39 leased, 40..61 seq,
  *             62 the last grant was aborted
- *   lease     bits 0..19 avail, 20..39 room, 40..61 seq, 62..63 state
- *             (EMPTY, LIVE, FROZEN)
+ *   lease     bits 0..19 avail, 20..39 room, 40..61 stamp: seq of the
+ *             transfer that last changed its state, 62..63 state (EMPTY,
+ *             LIVE, FROZEN)
  *   transfer  bits 0..19 amount, 20..21 stripe, 22..23 op (IDLE, GRANT,
  *             RECLAIM), 40..61 seq
  *
- * Sequence numbers compare modulo 2^22 (serial-number arithmetic): only a
- * helper stalled across 2^21 transfers could misjudge one.
+ * Sequence numbers wrap at 2^22: only a helper that slept through exactly
+ * a multiple of 2^22 transfers, to find the transfer word bit for bit as it
+ * left it, could apply a step twice.
  * resil_retry_budget_check() verifies, on a snapshot no transfer step
  * crossed: fields in range, tokens + leased <= max, leased = the sum of
  * the leases' capacities (+ a grant half done), FROZEN only under its
@@ -295,13 +307,6 @@ static inline uint32_t top2(uint64_t w) { return (uint32_t)(w >> 62); }
 static inline uint32_t tr_stripe(uint64_t d) { return (uint32_t)(d >> 20) & 3; }
 static inline uint32_t tr_op(uint64_t d) { return (uint32_t)(d >> 22) & 3; }
 
-/* Whether a word stamped @p have has seen transfer @p want (serial-number
- * comparison modulo 2^22). */
-static inline int seq_reached(uint32_t have, uint32_t want)
-{
-    return ((have - want) & SEQ_MASK) < (UINT32_C(1) << (SEQ_BITS - 1));
-}
-
 /* Tokens the level must keep while anything is leased: more than half the
  * bucket; nothing for the quota. */
 static inline uint64_t level_keep(const budget_cfg *c)
@@ -330,15 +335,14 @@ static int level_read(const struct resil_retry_budget *b, level_view *v)
             uint64_t w = resil__a64_load_acquire(&b->stripes[s].lease);
             v->leases[s] = w;
             /* a frozen lease counts until its reclaim has credited the level */
-            if (ls_state(w) == L_LIVE ||
-                (ls_state(w) == L_FROZEN && !seq_reached(seq_of(g), seq_of(w)))) {
+            if (ls_state(w) == L_LIVE || (ls_state(w) == L_FROZEN && seq_of(g) != seq_of(d))) {
                 total += ls_avail(w);
                 cap += ls_avail(w) + ls_room(w);
             }
         }
         /* a grant the level paid and its lease has not received yet */
         if (tr_op(d) == T_GRANT && seq_of(g) == seq_of(d) && !lv_aborted(g) &&
-            !seq_reached(seq_of(v->leases[tr_stripe(d)]), seq_of(d))) {
+            ls_state(v->leases[tr_stripe(d)]) == L_EMPTY) {
             total += tr_amount(d);
             cap += tr_amount(d);
         }
@@ -445,8 +449,7 @@ static resil_status lease_invariants(const struct resil_retry_budget *b)
             (ls_state(w) == L_EMPTY && (ls_avail(w) | ls_room(w)) != 0))
             return resil__fail(RESIL_E_CORRUPT, "retry_budget: lease %u word %#llx is invalid",
                                (unsigned)s, (unsigned long long)w);
-        if (stable && ls_state(w) == L_FROZEN &&
-            !(op == T_RECLAIM && tr_stripe(d) == s && seq_of(w) == seq_of(d)))
+        if (stable && ls_state(w) == L_FROZEN && !(op == T_RECLAIM && tr_stripe(d) == s))
             return resil__fail(RESIL_E_CORRUPT, "retry_budget: lease %u frozen outside its reclaim",
                                (unsigned)s);
     }
@@ -702,46 +705,84 @@ static int ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
 
 /* ---- leases: transfers ------------------------------------------------- */
 
+/* Whether transfer @p d is still the one in progress. A helper checks it
+ * between reading a word and CASing it: a transfer word unchanged at the
+ * check was unchanged since the read (it only moves forward), so the word
+ * read belongs to this transfer; one that slept through the transfer's end
+ * stops before touching words a later transfer owns. */
+static inline int transfer_still(const struct resil_retry_budget *b, uint64_t d)
+{
+    return resil__a64_load_acquire(&b->transfer) == d;
+}
+
 /* Applies every step of transfer @p d (GRANT or RECLAIM) not applied yet,
  * then marks it done. Any thread may run it, any number of times, also
- * for a transfer a crashed process started: each step is one CAS guarded
- * by the sequence number its word carries. */
+ * for a transfer a crashed process started. While d is in progress the
+ * level carries seq(d) - 1 or, once its step is applied, seq(d); a grant
+ * goes to an EMPTY lease, so LIVE means delivered; a reclaim freezes a
+ * LIVE lease, and FROZEN means frozen for it. */
 static void transfer_complete(struct resil_retry_budget *b, uint64_t d)
 {
     const budget_cfg *c = &b->cfg;
     const uint32_t q = seq_of(d);
     resil__atomic_u64 *lp = &b->stripes[tr_stripe(d)].lease;
-    uint64_t g = resil__a64_load_acquire(&b->level);
-    uint64_t w = resil__a64_load_acquire(lp);
+    uint64_t g, w;
     if (tr_op(d) == T_GRANT) {
         const uint64_t a = tr_amount(d);
-        while (!seq_reached(seq_of(g), q)) { /* level pays, or aborts */
+        for (;;) { /* the level pays, or aborts if it no longer can */
+            g = resil__a64_load_acquire(&b->level);
+            if (seq_of(g) == q)
+                break;
+            if (!transfer_still(b, d))
+                return;
             uint64_t ng = lv_tok(g) >= level_keep(c) + a
                               ? pack(lv_tok(g) - a, lv_leased(g) + a, q, 0)
                               : pack(lv_tok(g), lv_leased(g), q, 1);
             if (resil__a64_cas_acq_rel(&b->level, &g, ng))
-                g = ng;
-        }
-        /* the level says whether it paid only while it carries this seq;
-         * a later seq means the transfer is over */
-        while (seq_of(g) == q && !lv_aborted(g) && !seq_reached(seq_of(w), q))
-            if (resil__a64_cas_acq_rel(lp, &w, pack(ls_avail(w) + a, ls_room(w), q, L_LIVE)))
                 break;
+        }
+        for (;;) { /* the lease receives what the level paid */
+            g = resil__a64_load_acquire(&b->level);
+            w = resil__a64_load_acquire(lp);
+            if (!transfer_still(b, d))
+                return;
+            if (lv_aborted(g) || ls_state(w) != L_EMPTY)
+                break;
+            if (resil__a64_cas_acq_rel(lp, &w, pack(a, 0, q, L_LIVE)))
+                break;
+        }
     } else {
-        /* a lease live under RECLAIM(q) with an older seq is the one to take */
-        while (ls_state(w) == L_LIVE && !seq_reached(seq_of(w), q))
+        for (;;) { /* freeze: decisions on the lease stop */
+            w = resil__a64_load_acquire(lp);
+            if (ls_state(w) != L_LIVE)
+                break;
+            if (!transfer_still(b, d))
+                return;
             if (resil__a64_cas_acq_rel(lp, &w, pack(ls_avail(w), ls_room(w), q, L_FROZEN)))
-                w = pack(ls_avail(w), ls_room(w), q, L_FROZEN);
-        while (!seq_reached(seq_of(g), q)) { /* credit the level */
+                break;
+        }
+        for (;;) { /* the level takes back what the frozen lease holds */
+            g = resil__a64_load_acquire(&b->level);
+            if (seq_of(g) == q)
+                break;
+            w = resil__a64_load_acquire(lp);
+            if (!transfer_still(b, d))
+                return;
             uint64_t ng = pack(lv_tok(g), lv_leased(g), q, 0);
-            if (ls_state(w) == L_FROZEN && seq_of(w) == q)
+            if (ls_state(w) == L_FROZEN)
                 ng = pack(lv_tok(g) + ls_avail(w), lv_leased(g) - ls_avail(w) - ls_room(w), q, 0);
             if (resil__a64_cas_acq_rel(&b->level, &g, ng))
-                g = ng;
+                break;
         }
-        while (ls_state(w) == L_FROZEN && seq_of(w) == q) /* thaw, empty */
+        for (;;) { /* thaw, empty */
+            w = resil__a64_load_acquire(lp);
+            if (ls_state(w) != L_FROZEN)
+                break;
+            if (!transfer_still(b, d))
+                return;
             if (resil__a64_cas_acq_rel(lp, &w, pack(0, 0, q, L_EMPTY)))
                 break;
+        }
     }
     resil__a64_cas_acq_rel(&b->transfer, &d, pack(0, 0, q, T_IDLE));
 }
@@ -769,10 +810,18 @@ static void transfer_run(struct resil_retry_budget *b, uint64_t idle, uint32_t o
 }
 
 /* Leases stripe @p s an eighth of what the level can spare, at most
- * LEASE_OPS decisions costing @p k; nothing if that is less than one. */
+ * LEASE_OPS decisions costing @p k; nothing if that is less than one. A
+ * lease is granted only to an EMPTY stripe: one spent down to less than k
+ * is taken back first. */
 static void lease_grant(struct resil_retry_budget *b, uint32_t s, uint64_t k)
 {
     uint64_t d = transfer_idle(b);
+    if (ls_state(resil__a64_load_acquire(&b->stripes[s].lease)) != L_EMPTY) {
+        transfer_run(b, d, T_RECLAIM, s, 0);
+        d = transfer_idle(b);
+        if (ls_state(resil__a64_load_acquire(&b->stripes[s].lease)) != L_EMPTY)
+            return; /* granted again meanwhile */
+    }
     uint64_t tok = lv_tok(resil__a64_load_acquire(&b->level)), keep = level_keep(&b->cfg);
     uint64_t a =
         resil__min_u64(tok > keep ? (tok - keep) / (2 * BUDGET_STRIPES) : 0, LEASE_OPS * k);
@@ -815,13 +864,22 @@ static __attribute__((noinline)) int take_slow(struct resil_retry_budget *b, uin
     const uint64_t keep = level_keep(c); /* bucket: max/2 + 1 */
     resil__atomic_u64 *lp = &b->stripes[s].lease;
     uint64_t g = resil__a64_load_acquire(&b->level);
-    int futile = 0;
+    int futile = 0, leased_here = 0;
     for (;;) {
         if (lv_leased(g) != 0) { /* leases exist: maybe this stripe's */
             uint64_t w = resil__a64_load_acquire(lp);
             while (ls_state(w) == L_LIVE && ls_avail(w) >= k)
                 if (resil__a64_cas_acq_rel(lp, &w, w - k + (k << 20))) /* avail -k, room +k */
                     return 1;
+            /* Others decide on leases because threads contended: writing
+             * the level would take its cache line from all of them (they
+             * read it), so lease too, once per call, if the level can. */
+            if (!leased_here) {
+                leased_here = 1;
+                lease_grant(b, s, k);
+                g = resil__a64_load_acquire(&b->level);
+                continue;
+            }
         }
         uint64_t tok = lv_tok(g);
         if (lv_leased(g) == 0) { /* the level holds T */
