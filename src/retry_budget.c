@@ -2,7 +2,7 @@
  * Retry budgets: one pointer-free state block, lock-free, shareable between
  * processes. See include/resil/retry.h for the three semantics.
  *
- * Layout (layout version 2):
+ * Layout (layout version 3):
  *
  *   offset  size  field
  *        0    32  block header (kind RETRY_BUDGET)
@@ -11,9 +11,12 @@
  *      104     8  instance: a number no other init of this memory had
  *      128     8  level: the global share of the tokens or quota
  *      136     8  transfer: the lease transfer in progress, if any
- *      192   256  4 stripes of {lease, granted, refused}, one cache line
- *                 each: a thread's lease and its statistics (relaxed)
- *      448  16*B  ratio kind only: B buckets of {requests, retries}
+ *      192   256  4 stripes of {lease, granted, refused, rlease, rpend},
+ *                 one cache line each: a thread's lease (token bucket,
+ *                 quota) or ratio lease, and its statistics (relaxed)
+ *      448  8*B8  ratio kind only (B8 = buckets rounded up to 8): the B
+ *                 retry words, then 4 stripes' rows of B request words
+ *                 (8*B8 bytes each, so each row has its own lines)
  *
  * Token bucket and quota: leases. The tokens T (in thousandths, so gRPC's
  * three-decimal token_ratio is exact integer arithmetic) or quota units are
@@ -99,28 +102,48 @@
  *
  * so a stale bucket is recognised and restarted by the same CAS that
  * counts into it. The window is the B slots up to and including the
- * current one. A retry is granted by a CAS on the current bucket's retry
- * word that rechecks the allowance against the count it replaces; the
- * other buckets only receive counts while they are current, so with time
- * frozen the bound is exact under any number of threads. A call stamped in
- * an older slot counts into that slot's bucket, which threads already in
- * the current slot may not see: the previous slot's bucket is read on
- * every decision, but the older ones are summed once per slot by each
- * thread (cached in static TLS with the slot's start, length and bucket,
- * so that a decision costs no division and B - 2 fewer bucket reads). The
- * overshoot is at most one retry per call stamped in an older slot. Epochs
- * are compared modulo 2^24 slots (194 days with 1 s slots): a bucket left
- * untouched for exactly a multiple of that would be miscounted once. The
- * cache is keyed by the block's address and `instance`, a number each init
- * draws anew, so a block initialized again at the same address is summed
- * afresh.
+ * current one. Requests are counted in the caller's stripe's row; the
+ * window's requests are the sum of the four rows. Retries are charged to
+ * the current bucket's retry word by a CAS that rechecks the allowance
+ * against the count it replaces: one retry, or, while the window has room
+ * for RATIO_LEASE_ROOM or more, a lease of room/8 (at most
+ * RATIO_LEASE_MAX) that the CAS charges whole and the caller's stripe then
+ * holds in its rlease word (remaining, bucket, slot). A retry in the same
+ * slot on that stripe is one CAS on rlease. Every retry a lease grants was
+ * charged before the lease existed, and within a slot the allowance only
+ * grows: the bound holds. A decision that finds no room first ends every
+ * lease and uncharges what it still holds (from its bucket, if the bucket
+ * still counts that slot), then sums the whole window afresh and decides
+ * again, so with time frozen a refusal is exact too. A lease of an older
+ * slot is given back when its stripe next installs one. Moving retries
+ * between a lease and a bucket touches two words: a crash in between leaves
+ * retries charged that no lease holds (fewer grants until the slot leaves
+ * the window, never more).
+ *
+ * The other buckets only receive counts while they are current, so with
+ * time frozen the bound is exact under any number of threads. A call
+ * stamped in an older slot counts into that slot's bucket, which threads
+ * already in the current slot may not see: the previous slot's bucket is
+ * read on every decision, but the older ones are summed once per slot by
+ * each thread (cached in static TLS with the slot's start, length and
+ * bucket, so that a decision costs no division and B - 2 fewer bucket
+ * reads), and afresh before a refusal. The overshoot is at most one retry
+ * per call stamped in an older slot. Epochs are compared modulo 2^24 slots
+ * (194 days with 1 s slots): a bucket left untouched for exactly a
+ * multiple of that would be miscounted once. The cache is keyed by the
+ * block's address and `instance`, a number each init draws anew, so a
+ * block initialized again at the same address is summed afresh.
  *
  * Statistics: `granted` and `refused` per stripe, counted with relaxed
- * adds. A ratio grant is not counted there: it is the count in a retry
- * word, folded into its stripe's `granted` by whoever restarts the word
- * for a new slot, so `granted` = folded + counts still in the buckets. A
- * crash between that restart and the fold loses that bucket's grants from
- * the statistic (never from the budget).
+ * adds. A ratio grant is not counted there: it is charged to a retry word,
+ * whose count is folded into its stripe's `granted` by whoever restarts the
+ * word for a new slot. So the ratio's granted = the folded counts + the
+ * charges still in the buckets - the retries leases hold - rpend, where
+ * rpend counts retries on their way between a lease and a bucket (added
+ * before the move, removed after it; retries given back to a bucket that
+ * was already folded are taken out of `granted`). A crash mid-move or
+ * between a restart and its fold makes the statistic undercount, never
+ * the budget.
  */
 #include <string.h>
 
@@ -131,7 +154,7 @@
 #include "internal/util.h"
 #include "resil/retry.h"
 
-#define BUDGET_LAYOUT 2
+#define BUDGET_LAYOUT 3
 #define OWNED_MAGIC UINT32_C(0x4f574e44)
 #define MILLI UINT64_C(1000)
 #define EPOCH_BITS 24
@@ -158,9 +181,11 @@ typedef struct budget_cfg {
 #define BUDGET_STRIPES 4
 
 typedef struct budget_stripe {
-    _Alignas(64) resil__atomic_u64 lease;
+    _Alignas(64) resil__atomic_u64 lease; /* token bucket, quota: the lease */
     resil__atomic_u64 granted;
     resil__atomic_u64 refused;
+    resil__atomic_u64 rlease; /* ratio: the lease of retries */
+    resil__atomic_u64 rpend;  /* ratio: retries charged or freed but not settled */
 } budget_stripe;
 
 struct resil_retry_budget {
@@ -171,7 +196,8 @@ struct resil_retry_budget {
     _Alignas(64) resil__atomic_u64 level;
     resil__atomic_u64 transfer;
     _Alignas(64) budget_stripe stripes[BUDGET_STRIPES];
-    resil__atomic_u64 slots[]; /* 2 per bucket: requests, retries */
+    /* ratio: retries[nb8], then requests[BUDGET_STRIPES][nb8] */
+    resil__atomic_u64 slots[];
 };
 
 _Static_assert(sizeof(budget_cfg) == 64, "budget config layout is ABI");
@@ -256,10 +282,14 @@ resil_status resil_retry_budget_config_check(const resil_retry_budget_config_t *
     return cfg_check(cfg);
 }
 
+/* Buckets rounded up to whole cache lines of counter words. */
+static inline uint32_t nb8(uint32_t buckets) { return (buckets + 7) & ~UINT32_C(7); }
+
 static size_t size_for(uint32_t kind, uint32_t buckets)
 {
-    size_t nb = kind == RESIL_RETRY_BUDGET_RATIO ? buckets : 0;
-    size_t bytes = sizeof(struct resil_retry_budget) + nb * 2 * sizeof(resil__atomic_u64);
+    size_t nb = kind == RESIL_RETRY_BUDGET_RATIO ? nb8(buckets) : 0;
+    size_t bytes = sizeof(struct resil_retry_budget) +
+                   nb * (1 + BUDGET_STRIPES) * sizeof(resil__atomic_u64);
     return (bytes + RESIL_BLOCK_ALIGN - 1) / RESIL_BLOCK_ALIGN * RESIL_BLOCK_ALIGN;
 }
 
@@ -281,7 +311,18 @@ static uint64_t max_level(const budget_cfg *c)
 #define F20 ((UINT64_C(1) << 20) - 1)
 #define SEQ_BITS 22
 #define SEQ_MASK ((UINT32_C(1) << SEQ_BITS) - 1)
-#define LEASE_OPS 64 /* most decisions one grant covers */
+
+/* A ratio lease (a stripe's rlease word): retries charged to one bucket of
+ * one slot and not granted yet.
+ *   bits 0..15 remaining (<= RATIO_LEASE_MAX)   16..21 bucket   40..63 slot mod 2^24
+ * 0 (or anything remaining 0) is no lease. */
+#define RL_REM_MASK UINT64_C(0xffff)
+#define RL_REM(w) ((w)&RL_REM_MASK)
+#define RL_IDX(w) ((uint32_t)((w) >> 16) & 0x3f)
+#define RL_EPOCH(w) ((w) >> COUNT_BITS)
+#define RATIO_LEASE_ROOM 16 /* leases only while the window has this much room */
+#define RATIO_LEASE_MAX 256 /* most retries one ratio lease holds */
+#define LEASE_OPS 64        /* most decisions one token or quota lease covers */
 
 enum { L_EMPTY = 0, L_LIVE = 1, L_FROZEN = 2 };  /* lease states */
 enum { T_IDLE = 0, T_GRANT = 1, T_RECLAIM = 2 }; /* transfer ops */
@@ -501,9 +542,22 @@ static resil_status invariants(const struct resil_retry_budget *b)
             any |= resil__a64_load_acquire(&b->stripes[s].lease);
         if (any != 0)
             return resil__fail(RESIL_E_CORRUPT,
-                               "retry_budget: a ratio budget has a level or lease");
+                               "retry_budget: a ratio budget has a level or token lease");
+        for (uint32_t s = 0; s < BUDGET_STRIPES; s++) {
+            uint64_t w = resil__a64_load_acquire(&b->stripes[s].rlease);
+            if (RL_REM(w) > RATIO_LEASE_MAX || (RL_REM(w) != 0 && RL_IDX(w) >= c->buckets) ||
+                (w & UINT64_C(0xFFFFC00000)) != 0)
+                return resil__fail(RESIL_E_CORRUPT,
+                                   "retry_budget: ratio lease %u word %#llx is invalid",
+                                   (unsigned)s, (unsigned long long)w);
+        }
         return RESIL_OK;
     }
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++)
+        if ((resil__a64_load_acquire(&b->stripes[s].rlease) |
+             resil__a64_load_acquire(&b->stripes[s].rpend)) != 0)
+            return resil__fail(RESIL_E_CORRUPT,
+                               "retry_budget: a token bucket or quota has a ratio lease");
     return lease_invariants(b);
 }
 
@@ -599,6 +653,17 @@ static inline uint64_t slot_at(const budget_cfg *c, uint64_t now, uint32_t *idx)
     return t->e;
 }
 
+/* Bucket @p i's retry word, and stripe @p s's request word for it. */
+static inline resil__atomic_u64 *retry_word(const struct resil_retry_budget *b, uint32_t i)
+{
+    return (resil__atomic_u64 *)&b->slots[i];
+}
+static inline resil__atomic_u64 *request_word(const struct resil_retry_budget *b, uint32_t s,
+                                              uint32_t i)
+{
+    return (resil__atomic_u64 *)&b->slots[(size_t)nb8(b->cfg.buckets) * (1 + s) + i];
+}
+
 /* Adds one to counter word @p w for slot @p e, restarting it if it holds
  * an older slot's count; saturates at the 40-bit maximum. */
 static inline void count_one(resil__atomic_u64 *w, uint64_t e)
@@ -622,34 +687,25 @@ static inline uint64_t live_count(const budget_cfg *c, uint64_t v, uint64_t e)
     return age < c->buckets ? (v & COUNT_MASK) : 0;
 }
 
-/* Sums the window: requests over every bucket, retries over every bucket
- * except @p skip (the current one, whose word the caller CASes; UINT32_MAX
- * for none). */
-static void window_sums(const struct resil_retry_budget *b, uint64_t e, uint32_t skip,
-                        uint64_t *requests, uint64_t *retries)
+/* Requests counted in bucket @p i in the window ending at slot @p e. */
+static inline uint64_t requests_in(const struct resil_retry_budget *b, uint32_t i, uint64_t e)
 {
-    const budget_cfg *c = &b->cfg;
-    uint64_t rq = 0, rt = 0;
-    for (uint32_t i = 0; i < c->buckets; i++) {
-        rq += live_count(c, resil__a64_load_acquire(&b->slots[2 * i]), e);
-        if (i != skip)
-            rt += live_count(c, resil__a64_load_acquire(&b->slots[2 * i + 1]), e);
-    }
-    *requests = rq;
-    *retries = rt;
+    uint64_t n = 0;
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++)
+        n += live_count(&b->cfg, resil__a64_load_acquire(request_word(b, s, i)), e);
+    return n;
 }
 
-/* Sums requests and retries over the buckets of the window ending at slot
- * @p e other than @p cur and @p prev (the current and previous slots'). */
-static void window_older(const struct resil_retry_budget *b, uint64_t e, uint32_t cur,
-                         uint32_t prev, uint64_t *requests, uint64_t *retries)
+/* Sums requests and retry charges over the buckets of the window ending at
+ * slot @p e, except @p skip1 and @p skip2 (UINT32_MAX for none). */
+static void window_sums(const struct resil_retry_budget *b, uint64_t e, uint32_t skip1,
+                        uint32_t skip2, uint64_t *requests, uint64_t *retries)
 {
-    const budget_cfg *c = &b->cfg;
     uint64_t rq = 0, rt = 0;
-    for (uint32_t i = 0; i < c->buckets; i++) {
-        if (i != cur && i != prev) {
-            rq += live_count(c, resil__a64_load_acquire(&b->slots[2 * i]), e);
-            rt += live_count(c, resil__a64_load_acquire(&b->slots[2 * i + 1]), e);
+    for (uint32_t i = 0; i < b->cfg.buckets; i++) {
+        if (i != skip1 && i != skip2) {
+            rq += requests_in(b, i, e);
+            rt += live_count(&b->cfg, resil__a64_load_acquire(retry_word(b, i)), e);
         }
     }
     *requests = rq;
@@ -658,49 +714,179 @@ static void window_older(const struct resil_retry_budget *b, uint64_t e, uint32_
 
 static inline uint64_t allowance(const budget_cfg *c, uint64_t requests)
 {
-    /* requests < 64 * 2^40, percent <= 1000: no overflow */
+    /* requests < 4 * 64 * 2^40, percent <= 1000: no overflow */
     return requests * c->retry_percent / 100 + c->floor;
 }
 
-/* Grants a retry if the window has room. A retry word restarted for a new
- * slot hands its old count to the caller's stripe's statistics. */
-static int ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
+
+static inline uint64_t rl_key(uint64_t e, uint32_t idx)
+{
+    return (e & EPOCH_MASK) << COUNT_BITS | (uint64_t)idx << 16;
+}
+
+/* Remaining retries of lease @p w if it belongs to the window ending at
+ * slot @p e. */
+static inline uint64_t rl_live(const budget_cfg *c, uint64_t w, uint64_t e)
+{
+    uint64_t age = ((e & EPOCH_MASK) - RL_EPOCH(w)) & EPOCH_MASK;
+    return age < c->buckets ? RL_REM(w) : 0;
+}
+
+/* Gives back @p r retries charged to the bucket and slot of lease word
+ * @p w: uncharges them while the bucket still counts that slot, else
+ * takes them out of stripe @p st's granted statistic (the bucket's count
+ * was folded into some stripe's). */
+static void ratio_uncharge(struct resil_retry_budget *b, budget_stripe *st, uint64_t w, uint64_t r)
+{
+    resil__atomic_u64 *rw = retry_word(b, RL_IDX(w));
+    uint64_t cur = resil__a64_load_acquire(rw);
+    for (;;) {
+        if ((cur >> COUNT_BITS) != RL_EPOCH(w) || (cur & COUNT_MASK) < r) {
+            resil__a64_fetch_add_relaxed(&st->granted, (uint64_t)0 - r);
+            return;
+        }
+        if (resil__a64_cas_acq_rel(rw, &cur, cur - r))
+            return;
+    }
+}
+
+/* Ends stripe @p st's lease @p w (read from it) and gives its remaining
+ * retries back. The statistics see them as pending (rpend) from before the
+ * lease ends until they are back, so a crash in between only undercounts.
+ * @return 0 if the lease word was no longer @p w. */
+static int ratio_retire(struct resil_retry_budget *b, budget_stripe *st, uint64_t w)
+{
+    uint64_t r = RL_REM(w);
+    resil__a64_fetch_add_relaxed(&st->rpend, r);
+    if (!resil__a64_cas_acq_rel(&st->rlease, &w, 0)) {
+        resil__a64_fetch_add_relaxed(&st->rpend, (uint64_t)0 - r);
+        return 0;
+    }
+    ratio_uncharge(b, st, w, r);
+    resil__a64_fetch_add_relaxed(&st->rpend, (uint64_t)0 - r);
+    return 1;
+}
+
+/* Ends every stripe's lease. @return 1 if any had retries left. */
+static int ratio_reclaim_all(struct resil_retry_budget *b)
+{
+    int any = 0;
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++) {
+        budget_stripe *st = &b->stripes[s];
+        uint64_t w = resil__a64_load_acquire(&st->rlease);
+        while (RL_REM(w) != 0) {
+            if (ratio_retire(b, st, w)) {
+                any = 1;
+                break;
+            }
+            w = resil__a64_load_acquire(&st->rlease);
+        }
+    }
+    return any;
+}
+
+/* Makes @p w stripe @p st's lease, ending the one it has (a stripe-mate's,
+ * or one of an older slot). The @p charged retries its charge added to
+ * rpend leave it once the lease is in place. */
+static void ratio_install(struct resil_retry_budget *b, budget_stripe *st, uint64_t w,
+                          uint64_t charged)
+{
+    uint64_t cur = resil__a64_load_acquire(&st->rlease);
+    for (;;) {
+        if (RL_REM(cur) != 0 && !ratio_retire(b, st, cur)) {
+            cur = resil__a64_load_acquire(&st->rlease);
+            continue;
+        }
+        if (RL_REM(cur) != 0)
+            cur = 0;
+        if (resil__a64_cas_acq_rel(&st->rlease, &cur, w))
+            break;
+    }
+    resil__a64_fetch_add_relaxed(&st->rpend, (uint64_t)0 - charged);
+}
+
+/* A retry decision that the caller's lease did not cover: one CAS on the
+ * bucket's retry word that rechecks the allowance against the count it
+ * replaces, charging one retry, or a lease of up to RATIO_LEASE_MAX while the
+ * window has RATIO_LEASE_ROOM or more room. Before refusing, it takes every
+ * lease back and sums the whole window afresh. A retry word restarted for
+ * a new slot hands its old count to the stripe's statistics. */
+static __attribute__((noinline)) int ratio_decide(struct resil_retry_budget *b, uint64_t e,
+                                                   uint32_t idx, budget_stripe *st)
 {
     const budget_cfg *c = &b->cfg;
     slot_cache *t = &tl_slot;
-    uint32_t idx;
-    uint64_t e = slot_at(c, now, &idx);
-    /* Buckets older than the previous slot only change when a call stamped
-     * more than a slot in the past counts into one: the thread sums them
-     * once per slot. The previous and current buckets are read each time. */
-    if (RESIL__UNLIKELY(t->blk != b || t->instance != b->instance || t->sums_e != e)) {
-        window_older(b, e, idx, t->prev, &t->old_rq, &t->old_rt);
-        t->blk = b;
-        t->instance = b->instance;
-        t->sums_e = e;
-    }
-    uint64_t requests = t->old_rq + live_count(c, resil__a64_load_acquire(&b->slots[2 * idx]), e);
-    uint64_t others = t->old_rt;
-    if (t->prev != idx) {
-        requests += live_count(c, resil__a64_load_acquire(&b->slots[2 * t->prev]), e);
-        others += live_count(c, resil__a64_load_acquire(&b->slots[2 * t->prev + 1]), e);
-    }
-    uint64_t allow = allowance(c, requests);
-    resil__atomic_u64 *w = &b->slots[2 * idx + 1];
-    uint64_t tag = (e & EPOCH_MASK) << COUNT_BITS;
-    uint64_t cur = resil__a64_load_acquire(w);
-    for (;;) {
-        int same = (cur & ~COUNT_MASK) == tag;
-        uint64_t n = same ? (cur & COUNT_MASK) : 0;
-        if (others + n + 1 > allow || n == COUNT_MASK)
-            return 0;
-        if (resil__a64_cas_acq_rel(w, &cur, tag | (n + 1))) {
-            if (RESIL__UNLIKELY(!same && (cur & COUNT_MASK) != 0))
-                resil__a64_fetch_add_relaxed(&b->stripes[resil__stripe(BUDGET_STRIPES)].granted,
-                                             cur & COUNT_MASK);
-            return 1;
+    resil__atomic_u64 *w = retry_word(b, idx);
+    const uint64_t tag = (e & EPOCH_MASK) << COUNT_BITS;
+    for (int fresh = 0;; fresh = 1) {
+        /* Buckets older than the previous slot only change when a call
+         * stamped more than a slot in the past counts into one, or a lease
+         * gives retries back: the thread sums them once per slot, and
+         * afresh before it refuses. */
+        if (fresh || t->blk != b || t->instance != b->instance || t->sums_e != e) {
+            window_sums(b, e, idx, t->prev, &t->old_rq, &t->old_rt);
+            t->blk = b;
+            t->instance = b->instance;
+            t->sums_e = e;
         }
+        uint64_t requests = t->old_rq + requests_in(b, idx, e);
+        uint64_t others = t->old_rt;
+        if (t->prev != idx) {
+            requests += requests_in(b, t->prev, e);
+            others += live_count(c, resil__a64_load_acquire(retry_word(b, t->prev)), e);
+        }
+        uint64_t allow = allowance(c, requests);
+        uint64_t cur = resil__a64_load_acquire(w);
+        for (;;) {
+            int same = (cur & ~COUNT_MASK) == tag;
+            uint64_t n = same ? (cur & COUNT_MASK) : 0;
+            uint64_t room = resil__sat_sub(allow, others + n);
+            room = resil__min_u64(room, COUNT_MASK - n);
+            if (room == 0)
+                break;
+            uint64_t k = room >= RATIO_LEASE_ROOM ? resil__min_u64(RATIO_LEASE_MAX, room / 8) : 1;
+            if (k > 1)
+                resil__a64_fetch_add_relaxed(&st->rpend, k);
+            if (resil__a64_cas_acq_rel(w, &cur, tag | (n + k))) {
+                if (RESIL__UNLIKELY(!same && (cur & COUNT_MASK) != 0))
+                    resil__a64_fetch_add_relaxed(&st->granted, cur & COUNT_MASK);
+                if (k > 1)
+                    ratio_install(b, st, rl_key(e, idx) | (k - 1), k);
+                return 1;
+            }
+            if (k > 1)
+                resil__a64_fetch_add_relaxed(&st->rpend, (uint64_t)0 - k);
+        }
+        if (fresh)
+            return 0;
+        ratio_reclaim_all(b);
     }
+}
+
+/* Grants a retry if the window has room: from the caller's stripe's lease
+ * when it covers this slot (one CAS on the stripe's line), else by
+ * ratio_decide(). */
+static inline int ratio_try_retry(struct resil_retry_budget *b, uint64_t now)
+{
+    uint32_t idx;
+    uint64_t e = slot_at(&b->cfg, now, &idx);
+    budget_stripe *st = &b->stripes[resil__stripe(BUDGET_STRIPES)];
+    uint64_t w = resil__a64_load_acquire(&st->rlease);
+    const uint64_t key = rl_key(e, idx);
+    while ((w & ~RL_REM_MASK) == key && RL_REM(w) != 0) {
+        if (resil__a64_cas_acq_rel(&st->rlease, &w, w - 1))
+            return 1;
+    }
+    return ratio_decide(b, e, idx, st);
+}
+
+/* Retries the leases of the window ending at slot @p e still hold. */
+static uint64_t ratio_leased(const struct resil_retry_budget *b, uint64_t e)
+{
+    uint64_t n = 0;
+    for (uint32_t s = 0; s < BUDGET_STRIPES; s++)
+        n += rl_live(&b->cfg, resil__a64_load_acquire(&b->stripes[s].rlease), e);
+    return n;
 }
 
 /* ---- leases: transfers ------------------------------------------------- */
@@ -929,20 +1115,40 @@ static __attribute__((noinline)) void give_slow(struct resil_retry_budget *b, ui
  * failure that lost a CAS on the level does, a grant to the calling
  * thread's stripe, and what a decision near a threshold does, reclaiming
  * every lease. Both do nothing to a ratio budget. */
-void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now);
 void resil__retry_budget_reclaim(resil_retry_budget_t *b);
 
-void resil__retry_budget_lease(resil_retry_budget_t *b)
+void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now)
 {
-    if (b->cfg.kind != RESIL_RETRY_BUDGET_RATIO)
+    if (b->cfg.kind != RESIL_RETRY_BUDGET_RATIO) {
         lease_grant(b, resil__stripe(BUDGET_STRIPES),
                     b->cfg.kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET ? MILLI : b->cfg.retry_cost);
+        return;
+    }
+    /* a decision that charges a lease, then its own retry given back */
+    budget_stripe *st = &b->stripes[resil__stripe(BUDGET_STRIPES)];
+    uint32_t idx;
+    uint64_t e = slot_at(&b->cfg, now, &idx);
+    uint64_t w = resil__a64_load_acquire(&st->rlease);
+    if (RL_REM(w) != 0 && !ratio_retire(b, st, w))
+        return;
+    if (ratio_decide(b, e, idx, st)) {
+        w = resil__a64_load_acquire(&st->rlease);
+        if ((w & ~RL_REM_MASK) == rl_key(e, idx) && RL_REM(w) != 0 &&
+            resil__a64_cas_acq_rel(&st->rlease, &w, w + 1))
+            return;
+        resil__a64_fetch_add_relaxed(&st->rpend, 1);
+        ratio_uncharge(b, st, rl_key(e, idx), 1);
+        resil__a64_fetch_add_relaxed(&st->rpend, (uint64_t)0 - 1);
+    }
 }
 
 void resil__retry_budget_reclaim(resil_retry_budget_t *b)
 {
     if (b->cfg.kind != RESIL_RETRY_BUDGET_RATIO)
         reclaim_all(b);
+    else
+        ratio_reclaim_all(b);
 }
 
 /* The common cases of take_slow() inline: nothing leased and the level
@@ -993,7 +1199,7 @@ resil_status resil_retry_budget_on_request(resil_retry_budget_t *b, uint64_t now
     if (b->cfg.kind == RESIL_RETRY_BUDGET_RATIO) {
         uint32_t idx;
         uint64_t e = slot_at(&b->cfg, now_ns, &idx);
-        count_one(&b->slots[2 * idx], e);
+        count_one(request_word(b, resil__stripe(BUDGET_STRIPES), idx), e);
     }
     return RESIL_OK;
 }
@@ -1067,9 +1273,9 @@ int resil_retry_budget_can_retry(const resil_retry_budget_t *b, uint64_t now_ns)
         return v.total >= c->retry_cost;
     default: {
         uint32_t idx;
-        uint64_t rq, rt;
-        window_sums(b, slot_at(c, now_ns, &idx), UINT32_MAX, &rq, &rt);
-        return rt + 1 <= allowance(c, rq);
+        uint64_t rq, rt, e = slot_at(c, now_ns, &idx);
+        window_sums(b, e, UINT32_MAX, UINT32_MAX, &rq, &rt);
+        return resil__sat_sub(rt, ratio_leased(b, e)) + 1 <= allowance(c, rq);
     }
     }
 }
@@ -1084,11 +1290,23 @@ resil_status resil_retry_budget_stats(const resil_retry_budget_t *b, uint64_t no
     const budget_cfg *c = &b->cfg;
     out->kind = (resil_retry_budget_kind)c->kind;
     if (c->kind == RESIL_RETRY_BUDGET_RATIO) {
+        /* granted = folded counts + charges still in the buckets - retries
+         * leases hold - retries pending (charged or freed, not settled);
+         * modular sums, a negative total (after a crash) reads 0 */
         uint32_t idx;
-        window_sums(b, slot_at(c, now_ns, &idx), UINT32_MAX, &out->window_requests,
-                    &out->window_retries);
-        for (uint32_t i = 0; i < c->buckets; i++) /* grants not folded yet */
-            out->granted += resil__a64_load_relaxed(&b->slots[2 * i + 1]) & COUNT_MASK;
+        uint64_t e = slot_at(c, now_ns, &idx), rt, g = 0;
+        window_sums(b, e, UINT32_MAX, UINT32_MAX, &out->window_requests, &rt);
+        out->window_retries = resil__sat_sub(rt, ratio_leased(b, e));
+        for (uint32_t i = 0; i < c->buckets; i++)
+            g += resil__a64_load_relaxed(retry_word(b, i)) & COUNT_MASK;
+        for (int i = 0; i < BUDGET_STRIPES; i++) {
+            g += resil__a64_load_relaxed(&b->stripes[i].granted);
+            g -= RL_REM(resil__a64_load_relaxed(&b->stripes[i].rlease));
+            g -= resil__a64_load_relaxed(&b->stripes[i].rpend);
+            out->refused += resil__a64_load_relaxed(&b->stripes[i].refused);
+        }
+        out->granted = (int64_t)g < 0 ? 0 : g;
+        return RESIL_OK;
     } else {
         level_view v;
         level_read(b, &v);

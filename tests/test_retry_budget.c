@@ -11,7 +11,7 @@
 
 /* Internal to src/retry_budget.c, for tests: grant the calling thread's
  * stripe a lease (what a failure that lost a CAS does); reclaim them all. */
-void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now);
 void resil__retry_budget_reclaim(resil_retry_budget_t *b);
 
 enum { STRIPES = 4 };
@@ -343,6 +343,22 @@ static void workers_start(stripe_worker *pool)
     }
 }
 
+/* A pool of one thread per stripe (pool[s] on stripe s). */
+static stripe_worker *pool_start(void)
+{
+    stripe_worker *pool = calloc(STRIPES, sizeof *pool);
+    assert_non_null(pool);
+    workers_start(pool);
+    return pool;
+}
+
+static void pool_stop(stripe_worker *pool)
+{
+    for (int i = 0; i < STRIPES; i++)
+        worker_stop(&pool[i]);
+    free(pool);
+}
+
 typedef struct call {
     resil_retry_budget_t *b;
     int what; /* 0 failure asking for a retry, 1 success, 2 lease, 3 reclaim */
@@ -362,7 +378,7 @@ static void call_run(void *p)
         c->st = resil_retry_budget_on_success(c->b, 0, c->cost);
         break;
     case 2:
-        resil__retry_budget_lease(c->b);
+        resil__retry_budget_lease(c->b, 0);
         break;
     default:
         resil__retry_budget_reclaim(c->b);
@@ -388,9 +404,7 @@ static void script_start(script *sc, resil_retry_budget_kind kind)
     c.max_tokens = 100;
     c.token_ratio_milli = 250; /* quota: capacity 500, costs 5 and 10, +1 */
     sc->b = make(&c);
-    sc->pool = calloc(STRIPES, sizeof *sc->pool);
-    assert_non_null(sc->pool);
-    workers_start(sc->pool);
+    sc->pool = pool_start();
     sc->bucket = kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET;
     sc->max = sc->model = sc->bucket ? 100000 : 500000;
 }
@@ -442,9 +456,7 @@ static void script_stop(script *sc)
     assert_int_equal(resil_retry_budget_stats(sc->b, 0, &s), RESIL_OK);
     assert_int_equal(s.granted, (uint64_t)sc->granted);
     assert_int_equal(s.refused, (uint64_t)sc->refused);
-    for (int i = 0; i < STRIPES; i++)
-        worker_stop(&sc->pool[i]);
-    free(sc->pool);
+    pool_stop(sc->pool);
     resil_retry_budget_free(sc->b);
 }
 
@@ -485,6 +497,149 @@ static void quota_on_leases_matches_the_model_exactly(void **state)
 {
     (void)state;
     leases_match_the_model(RESIL_RETRY_BUDGET_QUOTA);
+}
+
+/* Ratio leases, one call at a time on chosen stripes, against the exact
+ * sliding-window model: a retry is granted iff the window's grants plus one
+ * fit in p % of its requests plus the floor. Leases (taken whenever the
+ * window has room, and by the test hook) hold retries charged to their
+ * slot; a decision that finds no room takes them all back first, so no
+ * verdict differs from the model's, whatever the stripes hold. */
+typedef struct rcall {
+    resil_retry_budget_t *b;
+    int what; /* 0 request, 1 failure asking for a retry, 2 lease, 3 reclaim */
+    uint64_t now;
+    resil_status st;
+} rcall;
+
+static void rcall_run(void *p)
+{
+    rcall *c = p;
+    c->st = RESIL_OK;
+    if (c->what == 0)
+        c->st = resil_retry_budget_on_request(c->b, c->now);
+    else if (c->what == 1)
+        c->st = resil_retry_budget_on_failure(c->b, c->now, 0, 1, NULL);
+    else if (c->what == 2)
+        resil__retry_budget_lease(c->b, c->now);
+    else
+        resil__retry_budget_reclaim(c->b);
+}
+
+/* Stripe @p i's ratio lease word (layout in src/retry_budget.c). */
+static uint64_t lease_word(const resil_retry_budget_t *b, int i)
+{
+    uint64_t w;
+    memcpy(&w, (const unsigned char *)b + 192 + 64 * i + 24, sizeof w);
+    return w;
+}
+
+static void ratio_leases_on_every_stripe_match_the_window_model(void **state)
+{
+    (void)state;
+    resil_retry_budget_config_t c = ratio_cfg(20, 1); /* floor 10 in a 10 s window */
+    resil_retry_budget_t *b = make(&c);
+    stripe_worker *pool = pool_start();
+    enum { SLOTS = 400 };
+    uint64_t req[SLOTS] = {0}, ret[SLOTS] = {0};
+    uint64_t rng = 5, now = 0;
+    long violations = 0, granted = 0, refused = 0, leased_calls = 0, tight = 0;
+    while (now / RESIL_SEC(1) < SLOTS) {
+        uint64_t r = resil_splitmix64(&rng);
+        uint64_t e = now / RESIL_SEC(1);
+        /* failure share drifts 10 % .. 90 % every 20 s */
+        uint64_t fail_pct = 10 + (e / 20 % 5) * 20;
+        int what = r % 100 < 3 ? 2 : r % 1000 < 35 ? 3 : (r >> 8) % 100 < fail_pct ? 1 : 0;
+        uint64_t rq = 0, rt = 0;
+        for (uint64_t i = e >= 9 ? e - 9 : 0; i <= e; i++)
+            rq += req[i], rt += ret[i];
+        int room = rt + 1 <= rq * 20 / 100 + 10;
+        rcall k = {b, what, now, RESIL_OK};
+        worker_run(&pool[(r >> 32) % STRIPES], rcall_run, &k);
+        if (what == 0)
+            req[e]++;
+        if (what == 1) {
+            if ((k.st == RESIL_OK) != room && violations++ == 0)
+                print_message("t=%llu ms: %s with %llu granted of %llu allowed\n",
+                              (unsigned long long)(now / RESIL_MS(1)),
+                              k.st == RESIL_OK ? "granted" : "refused", (unsigned long long)rt,
+                              (unsigned long long)(rq * 20 / 100 + 10));
+            if (k.st == RESIL_OK) {
+                ret[e]++;
+                granted++;
+                tight += rt + 1 == rq * 20 / 100 + 10;
+            } else {
+                refused++;
+            }
+        }
+        resil_retry_budget_stats_t s;
+        assert_int_equal(resil_retry_budget_stats(b, now, &s), RESIL_OK);
+        rt += what == 1 && k.st == RESIL_OK;
+        rq += what == 0;
+        if ((s.granted != (uint64_t)granted || s.refused != (uint64_t)refused ||
+             s.window_requests != rq || s.window_retries != rt) &&
+            violations++ == 0)
+            print_message("t=%llu ms: stats %llu/%llu, window %llu/%llu; model %ld/%ld, %llu/%llu\n",
+                          (unsigned long long)(now / RESIL_MS(1)), (unsigned long long)s.granted,
+                          (unsigned long long)s.refused, (unsigned long long)s.window_requests,
+                          (unsigned long long)s.window_retries, granted, refused,
+                          (unsigned long long)rq, (unsigned long long)rt);
+        if (resil_retry_budget_check(b) != RESIL_OK && violations++ == 0)
+            print_message("check: %s\n", resil_status_detail());
+        for (int i = 0; i < STRIPES; i++)
+            leased_calls += (lease_word(b, i) & 0xffff) != 0;
+        now += (r >> 40) % RESIL_MS(40); /* about 50 calls a second */
+    }
+    print_message("ratio: granted %ld, refused %ld, %ld stripe-calls with a lease out, %ld "
+                  "grants at the bound\n",
+                  granted, refused, leased_calls, tight);
+    assert_int_equal(violations, 0);
+    assert_true(granted > 1000 && refused > 1000); /* both regimes were exercised */
+    assert_true(leased_calls > 2000);              /* on leases */
+    assert_true(tight > 50);                       /* up to the bound */
+    pool_stop(pool);
+    resil_retry_budget_free(b);
+}
+
+/* A decision that finds no room takes back the retries other stripes'
+ * leases hold, and grants them: all the allowance is granted on one stripe
+ * while two others sit on leases. */
+static void ratio_decisions_without_room_take_leases_back(void **state)
+{
+    (void)state;
+    resil_retry_budget_config_t c = ratio_cfg(20, 0);
+    resil_retry_budget_t *b = make(&c);
+    stripe_worker *pool = pool_start();
+    const uint64_t now = RESIL_SEC(50);
+    rcall k = {b, 0, now, RESIL_OK};
+    for (int i = 0; i < 1000; i++) /* allowance 200 */
+        worker_run(&pool[0], rcall_run, &k);
+    k.what = 2;
+    worker_run(&pool[2], rcall_run, &k); /* 200 / 8 = 25 */
+    worker_run(&pool[3], rcall_run, &k); /* 175 / 8 = 21 */
+    assert_int_equal(lease_word(b, 2) & 0xffff, 25);
+    assert_int_equal(lease_word(b, 3) & 0xffff, 21);
+    resil_retry_budget_stats_t s;
+    assert_int_equal(resil_retry_budget_stats(b, now, &s), RESIL_OK);
+    assert_int_equal(s.granted, 0);
+    assert_int_equal(s.window_retries, 0);
+    assert_int_equal(resil_retry_budget_can_retry(b, now), 1);
+    long granted = 0;
+    k.what = 1;
+    for (worker_run(&pool[1], rcall_run, &k); k.st == RESIL_OK; worker_run(&pool[1], rcall_run, &k))
+        granted++;
+    assert_int_equal(k.st, RESIL_E_BUDGET_EXHAUSTED);
+    assert_int_equal(granted, 200);
+    assert_int_equal(lease_word(b, 2) & 0xffff, 0);
+    assert_int_equal(lease_word(b, 3) & 0xffff, 0);
+    assert_int_equal(resil_retry_budget_stats(b, now, &s), RESIL_OK);
+    assert_int_equal(s.granted, 200);
+    assert_int_equal(s.refused, 1);
+    assert_int_equal(s.window_retries, 200);
+    assert_int_equal(resil_retry_budget_can_retry(b, now), 0);
+    assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
+    pool_stop(pool);
+    resil_retry_budget_free(b);
 }
 
 /* Each threshold with leases out: the level alone cannot settle the
@@ -542,7 +697,7 @@ static void check_verifies_lease_conservation(void **state)
     resil_retry_budget_config_t c = bucket_cfg(100, 250);
     resil_retry_budget_t *b;
     assert_int_equal(resil_retry_budget_init(mem, sizeof mem, &c, &b), RESIL_OK);
-    resil__retry_budget_lease(b);
+    resil__retry_budget_lease(b, 0);
     size_t lease = 192 + 64 * (size_t)resil__stripe(STRIPES);
     uint64_t w = word_at(b, lease);
     assert_true(leased(b) > 0 && w >> 62 == 1); /* LIVE, counted in the level */
@@ -565,7 +720,7 @@ static void check_verifies_lease_conservation(void **state)
     /* the level may not lend below half plus one: 50 001 tokens stay */
     for (int i = 0; i < 49; i++)
         assert_int_equal(resil_retry_budget_on_failure(b, 0, 0, 1, NULL), RESIL_OK);
-    resil__retry_budget_lease(b);
+    resil__retry_budget_lease(b, 0);
     assert_int_equal(leased(b), 0); /* 51 tokens: an eighth of 0.999 is less than one */
     assert_int_equal(resil_retry_budget_check(b), RESIL_OK);
 }
@@ -898,6 +1053,8 @@ int main(void)
         cmocka_unit_test(ratio_never_exceeds_its_promise_over_a_scripted_workload),
         cmocka_unit_test(token_bucket_on_leases_matches_the_model_exactly),
         cmocka_unit_test(quota_on_leases_matches_the_model_exactly),
+        cmocka_unit_test(ratio_leases_on_every_stripe_match_the_window_model),
+        cmocka_unit_test(ratio_decisions_without_room_take_leases_back),
         cmocka_unit_test(decisions_at_thresholds_reclaim_leases_first),
         cmocka_unit_test(check_verifies_lease_conservation),
         cmocka_unit_test(half_done_grants_complete_or_abort),

@@ -233,8 +233,11 @@ RESIL_API resil_status resil_retry_ms_parse(const char *s, size_t len, resil_ret
  * to 4 per-thread stripes when threads contend, so that contending threads
  * decide on their own cache line; a decision the lent part cannot prove
  * (near half, near empty, near full) takes the loans back first. Ratio
- * budgets count in one ring of time buckets; each thread sums the buckets
- * older than the previous slot once per slot.
+ * budgets count requests per stripe in a ring of time buckets and charge
+ * retries to the current bucket, a lease of up to 256 at a time while the
+ * window has room to spare; a decision that finds no room takes the leases
+ * back first. Each thread sums the buckets older than the previous slot
+ * once per slot.
  * @{ */
 
 /** Budget semantics. */
@@ -304,7 +307,7 @@ RESIL_API size_t resil_retry_budget_size(const resil_retry_budget_config_t *cfg)
 
 /** Compile-time upper bound of resil_retry_budget_size() for a budget with
  * @p buckets buckets (pass 1 for the token-bucket and quota kinds). */
-#define RESIL_RETRY_BUDGET_SIZE(buckets) ((size_t)(448 + 64 * (((size_t)(buckets) + 3) / 4)))
+#define RESIL_RETRY_BUDGET_SIZE(buckets) ((size_t)(448 + 320 * (((size_t)(buckets) + 7) / 8)))
 
 /** A retry budget: the state block itself. Opaque. */
 typedef struct resil_retry_budget resil_retry_budget_t;

@@ -17,7 +17,7 @@
 
 /* Internal to src/retry_budget.c, for tests: grant the calling thread's
  * stripe a lease (what a failure that lost a CAS does); reclaim them all. */
-void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now);
 void resil__retry_budget_reclaim(resil_retry_budget_t *b);
 
 enum { OPS = 5 };
@@ -33,7 +33,7 @@ static resil_retry_budget_config_t config(resil_retry_budget_kind kind, int op)
     c.max_tokens = op < 2 ? 10 : 100; /* leases need tokens above half to lend */
     c.token_ratio_milli = 500;
     c.retry_percent = 50;
-    c.min_retries_per_sec = 0;
+    c.min_retries_per_sec = op < 2 ? 0 : 100; /* ratio leases need room: 1000 retries */
     return c;
 }
 
@@ -57,7 +57,7 @@ static void decide(resil_retry_budget_t *b, int op, uint64_t now)
     if (op == 1 || op == 4)
         resil_retry_budget_on_success(b, now, 0);
     if (op == 2)
-        resil__retry_budget_lease(b);
+        resil__retry_budget_lease(b, now);
     if (op == 3)
         resil__retry_budget_reclaim(b);
 }
@@ -88,7 +88,7 @@ static void every_crash_point_leaves_a_valid_working_budget(void **state)
                 for (int i = 0; i < 3; i++) /* spend some, so a success has room to refill */
                     decide(b, 0, now);
                 if (op >= 3) /* a lease for the child to reclaim or decide on */
-                    resil__retry_budget_lease(b);
+                    resil__retry_budget_lease(b, now);
                 resil_retry_budget_stats_t before, after;
                 assert_int_equal(resil_retry_budget_stats(b, now, &before), RESIL_OK);
                 job j = {b, op, now};
@@ -107,6 +107,25 @@ static void every_crash_point_leaves_a_valid_working_budget(void **state)
                     fail_msg("%s, %s, died at step %lu: level moved by %llu milli",
                              kind_names[kind], op_names[op], n, (unsigned long long)moved);
                 assert_true(after.granted + after.refused <= before.granted + before.refused + 1);
+                if (kind == RESIL_RETRY_BUDGET_RATIO) {
+                    /* the window's promise: what was granted before, what
+                     * is granted now until refused, and the child's one
+                     * retry fit in the allowance, exactly when the child
+                     * completed; a crash loses at most one lease's retries
+                     * (256 at most; 125 here) from it */
+                    const uint64_t allow =
+                        after.window_requests * c.retry_percent / 100 +
+                        (uint64_t)c.min_retries_per_sec * c.ttl_ns / RESIL_SEC(1);
+                    uint64_t g = 0;
+                    while (g <= allow && /* bounded: a minting budget must fail, not hang */
+                           resil_retry_budget_on_failure(b, now, 0, 1, NULL) == RESIL_OK)
+                        g++;
+                    if (before.granted + g > allow || before.granted + g + 1 + 125 < allow ||
+                        (completed && after.granted + g != allow))
+                        fail_msg("ratio, %s, died at step %lu: %llu + %llu granted, allowance %llu",
+                                 op_names[op], n, (unsigned long long)before.granted,
+                                 (unsigned long long)g, (unsigned long long)allow);
+                }
                 /* still working: successes (and fresh requests) make room again */
                 int granted = 0;
                 for (int i = 0; i < 200 && !granted; i++) {
@@ -133,6 +152,11 @@ static void every_crash_point_leaves_a_valid_working_budget(void **state)
                     assert_int_equal((word >> 22) & 3, 0);
                     if (off > 136)
                         assert_int_equal(word >> 62, 0);
+                }
+                for (size_t off = 192 + 24; off < 448; off += 64) {
+                    uint64_t word; /* no ratio lease holds retries */
+                    memcpy(&word, w + off, 8);
+                    assert_int_equal(word & 0xffff, 0);
                 }
                 points++;
                 if (completed)

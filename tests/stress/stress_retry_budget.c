@@ -33,7 +33,7 @@
 
 /* Internal to src/retry_budget.c, for tests: grant the calling thread's
  * stripe a lease, as a failure that lost a CAS on the level does. */
-void resil__retry_budget_lease(resil_retry_budget_t *b);
+void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now);
 
 /* Whether the budget has leases out: the level word's leased field (layout
  * in src/retry_budget.c). */
@@ -84,7 +84,7 @@ static void *run(void *p)
             uint64_t r = resil_splitmix64(&rng);
             uint32_t cost = 0;
             if (r % 509 == 0)
-                resil__retry_budget_lease(w->b);
+                resil__retry_budget_lease(w->b, RESIL_SEC(100));
             w->leased += (i & 7) == 0 && has_leases(w->b);
             if (r % 3 == 0) {
                 if (resil_retry_budget_on_failure(w->b, RESIL_SEC(100), (int)(r >> 8) & 1, 1,
