@@ -9,7 +9,7 @@
  *     the callback directly (both through a function pointer);
  *   - a budget decision (record a failure + grant a retry, then record the
  *     success) vs one uncontended fetch_add, and the same with 2 threads
- *     (timed by the threads: see bench_pair);
+ *     (timed by the threads: see bench_threads in bench.h);
  *     the ratio budget with its largest window (64 buckets), whose cost
  *     should not depend on the bucket count; also the healthy path (a
  *     success on a full bucket).
@@ -129,53 +129,6 @@ static void bench_budget_healthy(void *c, uint64_t iters)
         resil_retry_budget_on_success(b, 0, 0);
 }
 
-/* Two threads on one budget, timed by the threads themselves (first start
- * to last end), so the figure also holds when the benchmark runs at
- * real-time priority (`chrt -f 10`) on a machine busy with other work: only
- * then do both threads really run at once there, and the harness's clock in
- * the main thread, which waits behind them, would start late. */
-typedef struct pair_arg {
-    bench_fn fn;
-    void *ctx;
-    uint64_t iters;
-    pthread_barrier_t *start;
-    double t0, t1;
-} pair_arg;
-
-static void *pair_main(void *p)
-{
-    pair_arg *a = p;
-    pthread_barrier_wait(a->start);
-    a->t0 = bench_now_ns();
-    a->fn(a->ctx, a->iters);
-    a->t1 = bench_now_ns();
-    return NULL;
-}
-
-/* Best aggregate ns per operation of 2 threads doing @p iters each. */
-static double bench_pair(bench_fn fn, void *ctx, uint64_t iters, int repeats)
-{
-    double best = 1e300;
-    for (int r = 0; r < repeats; r++) {
-        pthread_barrier_t start;
-        pthread_barrier_init(&start, NULL, 2);
-        pthread_t t[2];
-        pair_arg a[2];
-        for (int i = 0; i < 2; i++) {
-            a[i] = (pair_arg){fn, ctx, iters, &start, 0, 0};
-            pthread_create(&t[i], NULL, pair_main, &a[i]);
-        }
-        for (int i = 0; i < 2; i++)
-            pthread_join(t[i], NULL);
-        pthread_barrier_destroy(&start);
-        double t0 = a[0].t0 < a[1].t0 ? a[0].t0 : a[1].t0;
-        double t1 = a[0].t1 > a[1].t1 ? a[0].t1 : a[1].t1;
-        double dt = (t1 - t0) / (double)(2 * iters);
-        best = dt < best ? dt : best;
-    }
-    return best;
-}
-
 int main(void)
 {
     const uint64_t n = bench_iters(20000000);
@@ -240,7 +193,7 @@ int main(void)
         double one = bench_single(cycle, b, n / 4, reps);
         bench_report(name, one, 1, "fetch_add", fa, "x_fetch_add=%.2f", one / fa);
         if (k < 3) {
-            double two = bench_pair(cycle, b, n / 8, reps);
+            double two = bench_threads(cycle, b, 2, n / 8, reps);
             bench_report(name, two, 2, "1_thread", one, NULL);
         }
         resil_retry_budget_free(b);
@@ -253,7 +206,7 @@ int main(void)
         double one = bench_single(bench_budget_healthy, b, n, reps);
         bench_report("retry_budget_token_bucket_success_full", one, 1, "fetch_add", fa,
                      "x_fetch_add=%.2f", one / fa);
-        double two = bench_pair(bench_budget_healthy, b, n / 2, reps);
+        double two = bench_threads(bench_budget_healthy, b, 2, n / 2, reps);
         bench_report("retry_budget_token_bucket_success_full", two, 2, "1_thread", one, NULL);
         resil_retry_budget_free(b);
     }
