@@ -74,6 +74,45 @@ uint64_t resil__owner_self(void)
     return v;
 }
 
+/* Threads of @p pid still running, from /proc/<pid>/status (which counts
+ * an exited leader as one); -1 if /proc cannot tell. */
+static int owner_threads(int pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nThreads:");
+    if (p == NULL)
+        return -1;
+    p += 9;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    int v = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    while (*p >= '0' && *p <= '9' && v < 1000000)
+        v = v * 10 + (*p++ - '0');
+    return v;
+}
+
+int resil__owner_state_dead(int pid, char state)
+{
+    /* A zombie is dead, unless only its main thread exited: /proc shows
+     * the leader's state (Z) while the other threads run on, and the
+     * process's Threads count still includes them. */
+    return state == 'X' || (state == 'Z' && owner_threads(pid) <= 1);
+}
+
 int resil__owner_alive(resil__owner o)
 {
     if (o.pid == 0 || o.pid > (uint32_t)INT32_MAX)
@@ -84,7 +123,7 @@ int resil__owner_alive(resil__owner o)
     uint64_t start = 0;
     if (resil__owner_read((int)o.pid, &st, &start) != 0)
         return kill((pid_t)o.pid, 0) == 0 || errno != ESRCH; /* /proc silent: trust kill */
-    if (st == 'Z' || st == 'X')
+    if (resil__owner_state_dead((int)o.pid, st))
         return 0;
     if (o.start != 0 && (uint32_t)start != o.start)
         return 0; /* the pid was reused */

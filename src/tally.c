@@ -27,7 +27,8 @@ static uint64_t owner_word(uint64_t me, uint32_t thread)
 }
 
 /* Whether the process named in owner word @p w is gone: no such pid, a
- * zombie, or the pid now belongs to a process with another start time.
+ * zombie with no thread left, or the pid now belongs to a process with
+ * another start time (resil__owner_alive()).
  * When /proc cannot tell, alive (the line stays taken: never two
  * writers). */
 static int owner_dead(uint64_t w)
@@ -39,7 +40,8 @@ static int owner_dead(uint64_t w)
     uint64_t start;
     if (resil__owner_read(pid, &state, &start) != 0)
         return 0;
-    return state == 'Z' || (start & FIELD(START_BITS)) != ((w >> THREAD_BITS) & FIELD(START_BITS));
+    return (start & FIELD(START_BITS)) != ((w >> THREAD_BITS) & FIELD(START_BITS)) ||
+           resil__owner_state_dead(pid, state);
 }
 
 static uint64_t coarse_now(void)

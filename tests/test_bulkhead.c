@@ -248,6 +248,71 @@ static void owner_identity_survives_pid_reuse(void **state)
     close(fds[1]);
 }
 
+static void *wait_for_close(void *arg)
+{
+    char c;
+    ssize_t r = read(*(int *)arg, &c, 1); /* returns when the parent closes */
+    (void)r;
+    return NULL;
+}
+
+/* A process whose main thread exited while another runs on shows its leader
+ * as a zombie in /proc: it is alive, and its permits are not reclaimed
+ * until its last thread exits. */
+static void a_process_whose_main_thread_exited_is_alive(void **state)
+{
+    (void)state;
+    resil_bulkhead_config_t c = resil_bulkhead_config_default();
+    c.max_concurrent = 4;
+    size_t len;
+    void *mem;
+    resil_bulkhead_t *b = make_shared(&c, NULL, &mem, &len);
+    int hold[2], ready[2];
+    assert_int_equal(pipe(hold), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(hold[1]);
+        resil_bulkhead_t *c;
+        resil_bulkhead_permit_t p;
+        if (resil_bulkhead_attach(mem, len, NULL, &c) != RESIL_OK ||
+            resil_bulkhead_try_acquire(c, &p) != RESIL_OK)
+            _exit(2);
+        pthread_t t;
+        if (pthread_create(&t, NULL, wait_for_close, &hold[0]) != 0)
+            _exit(3);
+        uint64_t me = resil__owner_self();
+        if (write(ready[1], &me, sizeof me) != sizeof me)
+            _exit(4);
+        pthread_exit(NULL); /* the process lives on in t */
+    }
+    close(hold[0]);
+    uint64_t child = 0;
+    assert_int_equal(read(ready[0], &child, sizeof child), sizeof child);
+    char st = 0;
+    uint64_t start = 0;
+    for (int i = 0; i < 2000 && st != 'Z'; i++) { /* until the leader is gone */
+        assert_int_equal(resil__owner_read((int)pid, &st, &start), 0);
+        if (st != 'Z')
+            usleep(1000);
+    }
+    assert_int_equal(st, 'Z');
+    assert_int_equal(resil__owner_alive(resil__owner_unpack(child)), 1);
+    assert_int_equal(resil_bulkhead_reclaim_dead(b), 0); /* alive: kept */
+    assert_int_equal(stats(b).in_flight, 1);
+    close(hold[1]); /* its last thread exits: now a zombie, dead */
+    for (int i = 0; i < 2000 && resil__owner_alive(resil__owner_unpack(child)); i++)
+        usleep(1000);
+    assert_int_equal(resil__owner_alive(resil__owner_unpack(child)), 0);
+    assert_int_equal(resil_bulkhead_reclaim_dead(b), 1);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    close(ready[0]);
+    close(ready[1]);
+    resil_bulkhead_free(b);
+    test_shared_free(mem, len);
+}
+
 /* A forked child takes permits and dies without releasing them. */
 static pid_t child_takes_and_dies(void *mem, size_t len, int n, int linger)
 {
@@ -574,6 +639,7 @@ int main(void)
         cmocka_unit_test(caller_memory_attaches_and_rejects_garbage),
         cmocka_unit_test(reclaim_by_pid_fences_stale_releases),
         cmocka_unit_test(owner_identity_survives_pid_reuse),
+        cmocka_unit_test(a_process_whose_main_thread_exited_is_alive),
         cmocka_unit_test(dead_holders_are_reclaimed_lazily_and_explicitly),
         cmocka_unit_test(counts_stay_exact_when_threads_outnumber_counter_lines),
         cmocka_unit_test(lazy_reclaim_respects_its_interval_and_can_be_off),

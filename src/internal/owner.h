@@ -57,10 +57,16 @@ static inline uint64_t resil__owner_cached(void)
     return resil__a64_load_relaxed(&resil__owner_cache);
 }
 
-/* Liveness of @p o: 1 alive, 0 dead (no such process, a zombie, or the pid
- * now belongs to a process with another start time). Makes system calls:
- * never call it on a hot path. */
+/* Liveness of @p o: 1 alive, 0 dead (no such process, a zombie whose
+ * threads have all exited, or the pid now belongs to a process with another
+ * start time; a process whose main thread exited while others run shows as
+ * a zombie in /proc and is alive). Makes system calls: never call it on a
+ * hot path. */
 int resil__owner_alive(resil__owner o);
+
+/* Whether state letter @p state, read for @p pid, means the process is
+ * dead: X, or Z with no thread left (reads /proc again for Z). */
+int resil__owner_state_dead(int pid, char state);
 
 /* Reads the state letter (R, S, Z, ...) and the full start time of @p pid
  * from /proc. @return 0 on success, -1 if /proc cannot tell. */
