@@ -19,21 +19,31 @@ static void child_after_fork(void) { resil__a64_store_relaxed(&resil__owner_cach
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, child_after_fork); }
 
-int resil__owner_read(int pid, char *state, uint64_t *start_ticks)
+/* Reads the start of /proc/<pid>/<file> into @p buf (NUL-terminated).
+ * @return 0; -1 if it cannot be read. */
+static int proc_read(int pid, const char *file, char *buf, size_t size)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t n;
     do
-        n = read(fd, buf, sizeof buf - 1);
+        n = read(fd, buf, size - 1);
     while (n < 0 && errno == EINTR);
     close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';
+    return 0;
+}
+
+int resil__owner_read(int pid, char *state, uint64_t *start_ticks)
+{
+    char buf[1024];
+    if (proc_read(pid, "stat", buf, sizeof buf) != 0)
+        return -1;
     /* "pid (comm) S f4 f5 ...": comm may hold spaces and parentheses, so
      * fields are counted from the last ')'. */
     char *p = strrchr(buf, ')');
@@ -78,19 +88,9 @@ uint64_t resil__owner_self(void)
  * an exited leader as one); -1 if /proc cannot tell. */
 static int owner_threads(int pid)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[2048];
+    if (proc_read(pid, "status", buf, sizeof buf) != 0)
         return -1;
-    ssize_t n;
-    do
-        n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     const char *p = strstr(buf, "\nThreads:");
     if (p == NULL)
         return -1;
