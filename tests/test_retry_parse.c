@@ -71,6 +71,22 @@ static void retry_after_obsolete_date_forms(void **state)
     assert_int_equal(h.delay_ns, RESIL_SEC(INT64_C(1893456000) - jan2026));
     assert_int_equal(after("Sunday, 06-Nov-94 08:49:37 GMT", jan2026, &h), RESIL_OK);
     assert_int_equal(h.delay_ns, 0);
+    /* "10" seen in 2080 is 2110 (30 years ahead), not 2010 (70 years back) */
+    const int64_t jan2080 = INT64_C(3471292800), jan2110 = INT64_C(4417977600);
+    assert_int_equal(after("Wednesday, 01-Jan-10 00:00:00 GMT", jan2080, &h), RESIL_OK);
+    assert_int_equal(h.delay_ns, RESIL_SEC(jan2110 - jan2080));
+    /* before year 0 (now as far back as the parser allows): the proleptic
+     * Gregorian calendar repeats every 400 years (146097 days), so 2400
+     * years earlier the same dates are exactly as far apart */
+    const int64_t shift = INT64_C(6) * 146097 * 86400;
+    assert_int_equal(after("Monday, 01-Jan-30 00:00:00 GMT", jan2026 - shift, &h), RESIL_OK);
+    assert_int_equal(h.delay_ns, RESIL_SEC(INT64_C(1893456000) - jan2026));
+    assert_int_equal(after("Monday, 01-Jan-30 00:00:00 GMT", jan2026 - shift - 86400, &h),
+                     RESIL_OK);
+    assert_int_equal(h.delay_ns, RESIL_SEC(INT64_C(1893456000) - jan2026 + 86400));
+    /* asctime with a two-digit day */
+    assert_int_equal(after("Sun Nov 06 08:49:37 1994", RFC_EXAMPLE - 1, &h), RESIL_OK);
+    assert_int_equal(h.delay_ns, RESIL_SEC(1));
 }
 
 static void malformed_retry_after_gets_a_clear_error(void **state)
@@ -106,6 +122,31 @@ static void malformed_retry_after_gets_a_clear_error(void **state)
         "Sun Nov 6 08:49:37 1994", /* asctime pads with a space */
         "Sun Nov  6 08:49:37 94",
         "Sun",
+        /* each element of each grammar missing or wrong in turn */
+        "Sun, 0a Nov 1994 08:49:37 GMT",    /* not a digit (above '9') */
+        "Sun, 06-Nov 1994 08:49:37 GMT",    /* IMF: separators */
+        "Sun, 06 Nov-1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994-08:49:37 GMT",
+        "Sun, 06 Nov 1994 xx:49:37 GMT",    /* time of day: each field */
+        "Sun, 06 Nov 1994 08-49:37 GMT",
+        "Sun, 06 Nov 1994 08:4x:37 GMT",
+        "Sun, 06 Nov 1994 08:49:3x GMT",
+        "Sunday 06-Nov-94 08:49:37 GMT",    /* rfc850: each element */
+        "Sunday, 6-Nov-94 08:49:37 GMT",
+        "Sunday, 06-Nox-94 08:49:37 GMT",
+        "Sunday, 06-Nov 94 08:49:37 GMT",
+        "Sunday, 06-Nov-9x 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:xx GMT",
+        "Sunday, 06-Nov-94 08:49:37 UTC",
+        "Sunday, 06-Nov-94 08:49:37 GMTx",
+        "Sun Nox  6 08:49:37 1994",         /* asctime: each element */
+        "Sun Nov-6 08:49:37 1994",
+        "Sun Nov  x 08:49:37 1994",
+        "Sun Nov x6 08:49:37 1994",
+        "Sun Nov  6-08:49:37 1994",
+        "Sun Nov  6 08:49:xx 1994",
+        "Sun Nov  6 08:49:37-1994",
+        "Sun Nov  6 08:49:37 1994x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         resil_retry_hint_t h;
@@ -118,6 +159,9 @@ static void malformed_retry_after_gets_a_clear_error(void **state)
     }
     resil_retry_hint_t h;
     assert_int_equal(after("Sun, 06 Nov 1994 08:49:37 GMT", INT64_MAX, &h), RESIL_E_INVALID_ARG);
+    assert_int_equal(after("Sun, 06 Nov 1994 08:49:37 GMT", INT64_MIN, &h), RESIL_E_INVALID_ARG);
+    assert_string_equal(resil_status_detail(),
+                        "retry_after_parse: now_unix_s -9223372036854775808 out of range");
     assert_int_equal(resil_retry_after_parse(NULL, 3, 0, &h), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_retry_after_parse("1", 1, 0, NULL), RESIL_E_INVALID_ARG);
     /* length is honoured: no NUL needed, nothing read past it */
@@ -189,6 +233,13 @@ static void millisecond_hints_parse_and_reject_garbage(void **state)
         assert_int_equal(h.delay_ns, 5);
     }
     assert_int_equal(resil_retry_ms_parse(NULL, 1, &h), RESIL_E_INVALID_ARG);
+    assert_string_equal(resil_status_detail(), "retry_ms_parse: input is NULL");
+    assert_int_equal(resil_retry_ms_parse("1", 1, NULL), RESIL_E_INVALID_ARG);
+    assert_string_equal(resil_status_detail(), "retry_ms_parse: hint is NULL");
+    /* UINT64_MAX + 1: the last digit overflows, not the multiplication */
+    const char *over = "18446744073709551616";
+    assert_int_equal(resil_retry_ms_parse(over, strlen(over), &h), RESIL_E_PARSE);
+    assert_string_equal(resil_status_detail(), "retry_ms: number too large");
 }
 
 static void parsed_hints_drive_next_delay(void **state)
