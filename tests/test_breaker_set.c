@@ -1,11 +1,14 @@
 /* Keyed breaker set: independent breakers per key, bounded memory, eviction
  * of idle CLOSED breakers only, stale permits after eviction, shared memory. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/block.h"
+#include "internal/util.h"
 #include "resil/breaker_set.h"
 #include "support.h"
 
@@ -237,6 +240,174 @@ static void bad_keys_and_arguments_are_refused(void **state)
     done(f);
 }
 
+static void config_limits_are_enforced_not_clamped(void **state)
+{
+    (void)state;
+    resil_breaker_set_t *s = NULL;
+    resil_breaker_set_config_t c = small(RESIL_BREAKER_SET_MAX_CAPACITY + 1);
+    assert_int_equal(resil_breaker_set_new(&c, NULL, &s), RESIL_E_INVALID_CONFIG);
+    assert_string_equal(resil_status_detail(),
+                        "breaker_set.capacity: must be in 1..1048576, got 1048577");
+    c = small(4);
+    c.key_max = RESIL_BREAKER_SET_MAX_KEY + 1;
+    assert_int_equal(resil_breaker_set_new(&c, NULL, &s), RESIL_E_INVALID_CONFIG);
+    assert_string_equal(resil_status_detail(), "breaker_set.key_max: must be in 1..1024, got 1025");
+    assert_int_equal(resil_breaker_set_size(&c), 0);
+    /* the largest key and capacity are accepted on their own... */
+    c = small(RESIL_BREAKER_SET_MAX_CAPACITY);
+    c.key_max = RESIL_BREAKER_SET_MAX_KEY;
+    assert_true(resil_breaker_set_size(&c) > (size_t)RESIL_BREAKER_SET_MAX_CAPACITY * 1024);
+    /* ...but not with breakers so large that the set passes 1 TiB */
+    c.breaker.window_size = RESIL_BREAKER_MAX_WINDOW;
+    c.breaker.minimum_calls = RESIL_BREAKER_MAX_WINDOW;
+    assert_int_equal(resil_breaker_config_check(&c.breaker), RESIL_OK);
+    assert_int_equal(resil_breaker_set_size(&c), 0);
+    assert_int_equal(resil_breaker_set_new(&c, NULL, &s), RESIL_E_INVALID_CONFIG);
+    assert_string_equal(resil_status_detail(), "breaker_set.capacity: the set would exceed 1 TiB");
+    assert_null(s);
+}
+
+/* A permit that acquire never filled (all zero) names slot 0 at epoch 0,
+ * which no key ever holds (a slot's first key gets epoch 1): it records
+ * nothing, whatever sits in slot 0. */
+static void zeroed_permit_records_nothing(void **state)
+{
+    (void)state;
+    resil_breaker_set_config_t c = small(1); /* 2 slots: every key's path covers slot 0 */
+    fx *f = make(&c);
+    resil_breaker_set_permit_t zero;
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(resil_breaker_set_record(f->s, &zero, RESIL_OUTCOME_FAILURE, 1),
+                     RESIL_E_STALE);
+    assert_int_equal(call(f, "a", RESIL_OUTCOME_SUCCESS), RESIL_OK);
+    assert_int_equal(call(f, "b", RESIL_OUTCOME_SUCCESS), RESIL_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(resil_breaker_set_record(f->s, &zero, RESIL_OUTCOME_FAILURE, 1),
+                         RESIL_E_STALE);
+    assert_int_equal(state_of(f, "a"), RESIL_BREAKER_CLOSED);
+    assert_int_equal(state_of(f, "b"), RESIL_BREAKER_CLOSED);
+    assert_int_equal(f->events, 0);
+    assert_int_equal(resil_breaker_set_record(NULL, &zero, RESIL_OUTCOME_FAILURE, 1),
+                     RESIL_E_INVALID_ARG);
+    resil_breaker_set_stats_t st;
+    assert_int_equal(resil_breaker_set_stats(NULL, &st), RESIL_E_INVALID_ARG);
+    done(f);
+}
+
+static void attach_without_memory_fails_cleanly(void **state)
+{
+    (void)state;
+    resil_breaker_set_config_t c = small(4);
+    size_t need = resil_breaker_set_size(&c);
+    void *raw = aligned_alloc(64, need);
+    assert_int_equal(resil_breaker_set_init(raw, need, &c), RESIL_OK);
+    resil_breaker_set_t *s = (resil_breaker_set_t *)raw; /* must be cleared on failure */
+    test_alloc_install(1, 0);
+    assert_int_equal(resil_breaker_set_attach(raw, need, NULL, &s), RESIL_E_NO_MEMORY);
+    assert_null(s);
+    assert_int_equal(test_alloc_live(), 0);
+    test_alloc_uninstall();
+    /* the block is untouched: the next attach works */
+    assert_int_equal(resil_breaker_set_attach(raw, need, NULL, &s), RESIL_OK);
+    resil_breaker_set_permit_t p;
+    assert_int_equal(resil_breaker_set_acquire(s, "k", 1, &p), RESIL_OK);
+    resil_breaker_set_free(s);
+    free(raw);
+}
+
+/* Mirror of the stored config of breaker_set.c, layout version 1. */
+typedef struct stored_cfg {
+    uint32_t capacity, slots, mask, key_max;
+    uint32_t key_words, max_probe, off_slots, slot_stride;
+    uint32_t breaker_off, breaker_size;
+    uint64_t idle_ns, seed;
+} stored_cfg;
+
+/* One bad field of a stored config: the field's offset and what is added to
+ * it (modulo 2^32). Written for small(4): 8 slots, key_max 32. */
+typedef struct bad_field {
+    size_t off;
+    uint32_t add;
+} bad_field;
+
+#define F(field) offsetof(stored_cfg, field)
+static const bad_field bad_fields[] = {
+    {F(slots), (uint32_t)-7},     /* 1 slot */
+    {F(slots), (uint32_t)-1},     /* 7: not a power of two */
+    {F(mask), (uint32_t)-4},      /* 3 with 8 slots */
+    {F(capacity), (uint32_t)-4},  /* 0 */
+    {F(capacity), 5},             /* 9: more than the slots */
+    {F(key_max), (uint32_t)-32},  /* 0 */
+    {F(key_max), 993},            /* 1025 */
+    {F(key_words), 1},            /* 5 for 32-byte keys */
+    {F(max_probe), (uint32_t)-8}, /* 0 */
+    {F(max_probe), 1},            /* 9: more than the slots */
+    {F(breaker_off), 64},
+    {F(slot_stride), 64},
+    {F(off_slots), 64},
+};
+#undef F
+
+/* Makes the checksum of the (edited) stored config match again, as a
+ * writer with a bug would have. */
+static void rehash(void *mem)
+{
+    resil__block_header *h = mem;
+    h->config_hash = resil__fnv1a64((unsigned char *)mem + h->config_off, h->config_len);
+}
+
+static void expect_corrupt_layout(void *mem, size_t len, const char *what)
+{
+    resil_breaker_set_t *s = NULL;
+    resil_status a = resil_breaker_set_attach(mem, len, NULL, &s);
+    if (a != RESIL_E_CORRUPT)
+        fail_msg("%s: %s (%s)", what, resil_status_name(a), resil_status_detail());
+    assert_string_equal(resil_status_detail(), "breaker_set: stored layout is inconsistent");
+    assert_null(s);
+}
+
+/* Attach trusts no field of the block, even when the checksum matches:
+ * each inconsistent layout field, and each header field that does not
+ * describe this layout, is found. */
+static void attach_refuses_an_inconsistent_layout(void **state)
+{
+    (void)state;
+    resil_breaker_set_config_t c = small(4);
+    size_t need = resil_breaker_set_size(&c), len = need + 64;
+    unsigned char *raw = aligned_alloc(64, len), *good = malloc(len);
+    assert_int_equal(resil_breaker_set_init(raw, len, &c), RESIL_OK);
+    resil__block_header *h = (resil__block_header *)raw;
+    assert_int_equal(h->config_len, sizeof(stored_cfg));
+    assert_int_equal(((stored_cfg *)(raw + h->config_off))->slots, 8);
+    memcpy(good, raw, len);
+    char what[32];
+    for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
+        memcpy(raw, good, len);
+        uint32_t *field = (uint32_t *)(raw + h->config_off + bad_fields[i].off);
+        *field += bad_fields[i].add;
+        rehash(raw);
+        snprintf(what, sizeof what, "bad field %zu", i);
+        expect_corrupt_layout(raw, len, what);
+    }
+    memcpy(raw, good, len);
+    h->config_len -= 8;
+    rehash(raw);
+    expect_corrupt_layout(raw, len, "config_len");
+    memcpy(raw, good, len);
+    h->config_off += 8;
+    rehash(raw);
+    expect_corrupt_layout(raw, len, "config_off");
+    memcpy(raw, good, len);
+    h->size += 64; /* within the memory given, but not what the layout needs */
+    expect_corrupt_layout(raw, len, "size");
+    memcpy(raw, good, len);
+    resil_breaker_set_t *s = NULL;
+    assert_int_equal(resil_breaker_set_attach(raw, len, NULL, &s), RESIL_OK);
+    resil_breaker_set_free(s);
+    free(good);
+    free(raw);
+}
+
 static void set_in_shared_memory_is_shared_by_processes(void **state)
 {
     (void)state;
@@ -289,6 +460,10 @@ int main(void)
         cmocka_unit_test(idle_closed_breakers_are_evicted_open_ones_never),
         cmocka_unit_test(permit_of_an_evicted_key_is_stale),
         cmocka_unit_test(bad_keys_and_arguments_are_refused),
+        cmocka_unit_test(config_limits_are_enforced_not_clamped),
+        cmocka_unit_test(zeroed_permit_records_nothing),
+        cmocka_unit_test(attach_without_memory_fails_cleanly),
+        cmocka_unit_test(attach_refuses_an_inconsistent_layout),
         cmocka_unit_test(set_in_shared_memory_is_shared_by_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

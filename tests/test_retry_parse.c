@@ -123,15 +123,15 @@ static void malformed_retry_after_gets_a_clear_error(void **state)
         "Sun Nov  6 08:49:37 94",
         "Sun",
         /* each element of each grammar missing or wrong in turn */
-        "Sun, 0a Nov 1994 08:49:37 GMT",    /* not a digit (above '9') */
-        "Sun, 06-Nov 1994 08:49:37 GMT",    /* IMF: separators */
+        "Sun, 0a Nov 1994 08:49:37 GMT", /* not a digit (above '9') */
+        "Sun, 06-Nov 1994 08:49:37 GMT", /* IMF: separators */
         "Sun, 06 Nov-1994 08:49:37 GMT",
         "Sun, 06 Nov 1994-08:49:37 GMT",
-        "Sun, 06 Nov 1994 xx:49:37 GMT",    /* time of day: each field */
+        "Sun, 06 Nov 1994 xx:49:37 GMT", /* time of day: each field */
         "Sun, 06 Nov 1994 08-49:37 GMT",
         "Sun, 06 Nov 1994 08:4x:37 GMT",
         "Sun, 06 Nov 1994 08:49:3x GMT",
-        "Sunday 06-Nov-94 08:49:37 GMT",    /* rfc850: each element */
+        "Sunday 06-Nov-94 08:49:37 GMT", /* rfc850: each element */
         "Sunday, 6-Nov-94 08:49:37 GMT",
         "Sunday, 06-Nox-94 08:49:37 GMT",
         "Sunday, 06-Nov 94 08:49:37 GMT",
@@ -139,7 +139,7 @@ static void malformed_retry_after_gets_a_clear_error(void **state)
         "Sunday, 06-Nov-94 08:49:xx GMT",
         "Sunday, 06-Nov-94 08:49:37 UTC",
         "Sunday, 06-Nov-94 08:49:37 GMTx",
-        "Sun Nox  6 08:49:37 1994",         /* asctime: each element */
+        "Sun Nox  6 08:49:37 1994", /* asctime: each element */
         "Sun Nov-6 08:49:37 1994",
         "Sun Nov  x 08:49:37 1994",
         "Sun Nov x6 08:49:37 1994",
