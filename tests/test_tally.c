@@ -5,6 +5,8 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -178,6 +180,166 @@ static void eviction_finds_the_same_line_again(void **state)
     test_shared_free(t, TALLIES * RESIL__TALLY_BYTES(LINES));
 }
 
+/* Ends a forked child. exit() writes the child's coverage counts in a
+ * --coverage build; under ASan it would also run the leak check, which
+ * reports the parent's cmocka state (its threads are gone in the child). */
+static void child_exit(int code)
+{
+#ifdef __SANITIZE_ADDRESS__
+    _exit(code);
+#else
+    exit(code);
+#endif
+}
+
+/* A one-line tally in shared memory with line 0 held by owner word @p o,
+ * which has already counted 40 on counter 3. */
+static resil__tally_line *tally_held_by(uint64_t o)
+{
+    resil__tally_line *t = test_shared_alloc(RESIL__TALLY_BYTES(1));
+    assert_non_null(t);
+    resil__a64_store_relaxed(&t[0].owner, o);
+    resil__a64_store_relaxed(&t[0].c[3], 40);
+    return t;
+}
+
+/* Runs @p fn(@p arg) in a new thread, whose TLS holds no line cached by
+ * earlier tests for a tally at the same address. @return what fn returns. */
+static void *in_new_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    pthread_join(th, &ret);
+    return ret;
+}
+
+static void *add_twice(void *arg)
+{
+    resil__tally_line *t = arg;
+    resil__tally_add(t, 1, 3, 2); /* a fresh tally: the liveness check runs at once */
+    uint64_t o = resil__a64_load_relaxed(&t[0].owner);
+    resil__tally_add(t, 1, 3, 1);
+    return resil__a64_load_relaxed(&t[0].owner) == o ? NULL : t; /* kept the line */
+}
+
+/* A new thread (fresh TLS) adds to @p t twice: the first add takes line 0
+ * back from @p old_owner, keeping the 40 counted on it, the second finds
+ * it owned. */
+static void expect_line_taken_back(resil__tally_line *t, uint64_t old_owner)
+{
+    assert_null(in_new_thread(add_twice, t));
+    uint64_t now_owner = resil__a64_load_relaxed(&t[0].owner);
+    assert_int_not_equal(now_owner, old_owner);
+    assert_int_not_equal(now_owner, 0);
+    assert_int_equal(resil__a64_load_relaxed(&t[0].c[3]), 43);
+    assert_int_equal(resil__a64_load_relaxed(&t[1].c[3]), 0);
+}
+
+/* Owner word layout (internal/tally.h): 63 one, 62..41 pid, 40..21 start
+ * time (low 20 bits), 20..0 thread index. */
+static uint64_t owner_word_of(int pid, uint64_t start, uint32_t thread)
+{
+    return UINT64_C(1) << 63 | (uint64_t)(pid & 0x3fffff) << 41 | (start & 0xfffff) << 21 | thread;
+}
+
+/* The owner's pid is alive but belongs to a process started at another
+ * time (the pid was reused): the owner is dead, its line is taken. */
+static void line_of_a_reused_pid_is_taken_back(void **state)
+{
+    (void)state;
+    char st;
+    uint64_t start;
+    assert_int_equal(resil__owner_read(getpid(), &st, &start), 0);
+    uint64_t o = owner_word_of(getpid(), start + 1, 0);
+    resil__tally_line *t = tally_held_by(o);
+    expect_line_taken_back(t, o);
+    test_shared_free(t, RESIL__TALLY_BYTES(1));
+}
+
+/* The owner exited and is a zombie not yet reaped: kill(pid, 0) still
+ * succeeds, but no thread is left, so it is dead. */
+static void line_of_a_zombie_is_taken_back(void **state)
+{
+    (void)state;
+    resil__tally_line *t = tally_held_by(0);
+    resil__a64_store_relaxed(&t[0].c[3], 0);
+    fflush(NULL);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        resil__tally_add(t, 1, 3, 40); /* claims line 0: it is free */
+        child_exit(resil__a64_load_relaxed(&t[0].owner) != 0 ? 0 : 1);
+    }
+    siginfo_t info;
+    assert_int_equal(waitid(P_PID, (id_t)kid, &info, WEXITED | WNOWAIT), 0); /* not reaped */
+    assert_int_equal(info.si_status, 0);
+    uint64_t o = resil__a64_load_relaxed(&t[0].owner);
+    assert_int_not_equal(o, 0);
+    assert_int_equal(resil__a64_load_relaxed(&t[0].c[3]), 40);
+    char st;
+    uint64_t start;
+    assert_int_equal(resil__owner_read(kid, &st, &start), 0);
+    assert_int_equal(st, 'Z');
+    expect_line_taken_back(t, o);
+    assert_int_equal(waitpid(kid, NULL, 0), kid);
+    test_shared_free(t, RESIL__TALLY_BYTES(1));
+}
+
+static void *fork_after_add(void *arg)
+{
+    resil__tally_line *t = arg;
+    resil__tally_add(t, 1, 4, 1); /* this thread owns line 0 and caches it */
+    fflush(NULL);
+    pid_t kid = fork();
+    if (kid == 0) {
+        resil__tally_add(t, 1, 4, 5); /* with the inherited cache entry */
+        child_exit(0);
+    }
+    int st = 0;
+    if (kid < 0 || waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return NULL;
+    return t;
+}
+
+/* A forked child inherits its parent thread's cached line for a tally, but
+ * not the right to write it: the child's counts go to the shared line
+ * while the parent, alive, keeps its own. (A new thread does the parent's
+ * part: its TLS holds no entry left by earlier tests.) */
+static void forked_child_never_writes_its_parents_line(void **state)
+{
+    (void)state;
+    resil__tally_line *t = tally_held_by(0);
+    resil__a64_store_relaxed(&t[0].c[3], 0);
+    assert_non_null(in_new_thread(fork_after_add, t));
+    assert_int_not_equal(resil__a64_load_relaxed(&t[0].owner), 0);
+    assert_int_equal(resil__a64_load_relaxed(&t[0].c[4]), 1);
+    assert_int_equal(resil__a64_load_relaxed(&t[1].c[4]), 5);
+    test_shared_free(t, RESIL__TALLY_BYTES(1));
+}
+
+static void *add_without_owned_lines(void *arg)
+{
+    resil__tally_add(arg, 0, 2, 7);
+    resil__tally_add(arg, 0, 2, 1);
+    return NULL;
+}
+
+/* With no owned lines (n = 0) every count goes to the shared line, with
+ * atomic adds, and no line is claimed. */
+static void tally_without_owned_lines_counts_on_the_shared_line(void **state)
+{
+    (void)state;
+    resil__tally_line *t = tally_held_by(0);
+    resil__a64_store_relaxed(&t[0].c[3], 0);
+    in_new_thread(add_without_owned_lines, t);
+    in_new_thread(add_without_owned_lines, t);
+    assert_int_equal(resil__a64_load_relaxed(&t[0].owner), 0);
+    assert_int_equal(resil__a64_load_relaxed(&t[0].c[2]), 16);
+    assert_int_equal(resil__tally_sum(t, 0, 2), 16);
+    test_shared_free(t, RESIL__TALLY_BYTES(1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +347,10 @@ int main(void)
         cmocka_unit_test(forked_children_count_on_their_own_lines),
         cmocka_unit_test(lines_of_dead_processes_are_taken_back),
         cmocka_unit_test(eviction_finds_the_same_line_again),
+        cmocka_unit_test(line_of_a_reused_pid_is_taken_back),
+        cmocka_unit_test(line_of_a_zombie_is_taken_back),
+        cmocka_unit_test(forked_child_never_writes_its_parents_line),
+        cmocka_unit_test(tally_without_owned_lines_counts_on_the_shared_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
