@@ -25,15 +25,17 @@ static void on_event(void *user, const resil_breaker_event_t *e)
     f->n_ev++;
 }
 
-static fixture *make(const resil_breaker_config_t *cfg)
+static fixture *make_at(const resil_breaker_config_t *cfg, uint64_t start_ns)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(resil_manual_clock_new(RESIL_SEC(1000), &f->m), RESIL_OK);
+    assert_int_equal(resil_manual_clock_new(start_ns, &f->m), RESIL_OK);
     resil_breaker_local_t local = {resil_manual_clock_as_clock(f->m), on_event, f, 42};
     assert_int_equal(resil_breaker_new(cfg, &local, &f->b), RESIL_OK);
     return f;
 }
+
+static fixture *make(const resil_breaker_config_t *cfg) { return make_at(cfg, RESIL_SEC(1000)); }
 
 static void done(fixture *f)
 {
@@ -154,6 +156,13 @@ BAD(buckets_0, {
     c->window_kind = RESIL_WINDOW_TIME;
     c->window_buckets = 0;
 })
+BAD(buckets_huge, {
+    c->window_kind = RESIL_WINDOW_TIME;
+    c->window_buckets = RESIL_BREAKER_MAX_BUCKETS + 1;
+})
+BAD(mult_huge, { c->open_wait_multiplier = 100.5; })
+BAD(cap_huge, { c->open_wait_max_ns = RESIL_BREAKER_MAX_WAIT_NS + 1; })
+BAD(stripes_huge, { c->stripes = RESIL_BREAKER_MAX_STRIPES * 2; })
 BAD(duration_0, {
     c->window_kind = RESIL_WINDOW_TIME;
     c->window_duration_ns = 0;
@@ -188,6 +197,10 @@ static void invalid_config_is_rejected_naming_the_field(void **state)
         {"breaker.window_buckets", buckets_not_dividing},
         {"breaker.window_buckets", buckets_0},
         {"breaker.window_duration_ns", duration_0},
+        {"breaker.window_buckets", buckets_huge},
+        {"breaker.open_wait_multiplier", mult_huge},
+        {"breaker.open_wait_max_ns", cap_huge},
+        {"breaker.stripes", stripes_huge},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         resil_breaker_config_t c = resil_breaker_config_default();
@@ -502,6 +515,116 @@ static void jittered_waits_stay_in_bounds_and_repeat_for_a_seed(void **state)
     }
 }
 
+/* Waits the breaker announces for its next probe, over @p n failed probes
+ * (K = 1) after the first trip. */
+static void expect_open_waits(fixture *f, const uint64_t *expect, int n)
+{
+    resil_breaker_permit_t p;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(try_acquire(f, &p), RESIL_E_BREAKER_OPEN);
+        assert_int_equal(p.retry_after_ns, expect[i]);
+        advance(f, expect[i]);
+        assert_int_equal(try_acquire(f, &p), RESIL_OK);
+        assert_int_equal(resil_breaker_record(f->b, &p, RESIL_OUTCOME_FAILURE, 1), RESIL_OK);
+    }
+}
+
+/* open_wait_max_ns = 0 means RESIL_BREAKER_MAX_WAIT_NS once the wait may
+ * grow, and open_wait_ns while it may not. */
+static void without_a_cap_the_wait_grows_to_five_days_or_stays(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50);
+    c.half_open_probes = 1;
+    c.open_wait_multiplier = 100.0;
+    fixture *f = make(&c);
+    failn(f, 2);
+    const uint64_t grows[] = {RESIL_SEC(10), RESIL_SEC(1000), RESIL_SEC(100000),
+                              RESIL_BREAKER_MAX_WAIT_NS, RESIL_BREAKER_MAX_WAIT_NS};
+    expect_open_waits(f, grows, 5);
+    done(f);
+    c.open_wait_multiplier = 1.0;
+    f = make(&c);
+    failn(f, 2);
+    const uint64_t stays[] = {RESIL_SEC(10), RESIL_SEC(10), RESIL_SEC(10)};
+    expect_open_waits(f, stays, 3);
+    done(f);
+}
+
+/* Jitter of 100% around 1 us would draw waits down to 0: the wait never
+ * goes below the 1 us minimum of open_wait_ns. */
+static void jittered_wait_never_drops_below_one_microsecond(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(1, 1, 50);
+    c.half_open_probes = 1;
+    c.open_wait_ns = RESIL_US(1);
+    c.open_wait_jitter_percent = 100;
+    fixture *f = make(&c);
+    int at_floor = 0;
+    for (int i = 0; i < 40; i++) {
+        failn(f, 1);
+        resil_breaker_permit_t p;
+        assert_int_equal(try_acquire(f, &p), RESIL_E_BREAKER_OPEN);
+        assert_true(p.retry_after_ns >= RESIL_US(1) && p.retry_after_ns <= RESIL_US(2));
+        at_floor += p.retry_after_ns == RESIL_US(1);
+        advance(f, p.retry_after_ns);
+        assert_int_equal(try_acquire(f, &p), RESIL_OK);
+        assert_int_equal(resil_breaker_record(f->b, &p, RESIL_OUTCOME_SUCCESS, 1), RESIL_OK);
+    }
+    assert_true(at_floor > 5); /* about half the draws fall below 1 us */
+    done(f);
+}
+
+/* Slow calls count as slow, but with slow_rate_threshold 0 they never trip
+ * the breaker, however many. */
+static void slow_successes_never_trip_without_a_slow_threshold(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(4, 4, 50);
+    c.slow_call_duration_ns = RESIL_MS(1);
+    fixture *f = make(&c);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(call(f, RESIL_OUTCOME_SUCCESS, RESIL_MS(5)), RESIL_OK);
+    assert_int_equal(cur(f), RESIL_BREAKER_CLOSED);
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.slow_calls, 8);
+    assert_int_equal(s.window_calls, 4);
+    assert_int_equal(f->n_ev, 0);
+    done(f);
+}
+
+/* Operator states win over a server's Retry-After; a second metrics_only
+ * (even while it would be open) changes nothing. */
+static void operator_states_refuse_open_until(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50);
+    fixture *f = make(&c);
+    uint64_t later = resil_manual_clock_get(f->m) + RESIL_SEC(30);
+    assert_int_equal(resil_breaker_disable(f->b), RESIL_OK);
+    assert_int_equal(resil_breaker_open_until(f->b, later), RESIL_E_STATE);
+    assert_int_equal(cur(f), RESIL_BREAKER_DISABLED);
+    assert_int_equal(resil_breaker_force_open(f->b), RESIL_OK);
+    assert_int_equal(resil_breaker_open_until(f->b, later), RESIL_E_STATE);
+    assert_int_equal(cur(f), RESIL_BREAKER_FORCED_OPEN);
+    assert_int_equal(resil_breaker_metrics_only(f->b), RESIL_OK);
+    assert_int_equal(resil_breaker_open_until(f->b, later), RESIL_E_STATE);
+    assert_string_equal(resil_status_detail(), "breaker_open_until: breaker is METRICS_ONLY");
+    int events = f->n_ev;
+    failn(f, 2); /* would open: still admits */
+    assert_int_equal(cur(f), RESIL_BREAKER_METRICS_ONLY);
+    events = f->n_ev;
+    assert_int_equal(resil_breaker_metrics_only(f->b), RESIL_OK);
+    assert_int_equal(f->n_ev, events);
+    assert_int_equal(cur(f), RESIL_BREAKER_METRICS_ONLY);
+    assert_int_equal(resil_breaker_reset(f->b), RESIL_OK);
+    assert_int_equal(resil_breaker_open_until(f->b, later), RESIL_OK);
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+    done(f);
+}
+
 /* ---------------------------------------------------------------- permits */
 
 static void outcome_from_an_older_generation_does_not_count(void **state)
@@ -597,6 +720,11 @@ static void null_arguments_get_invalid_argument(void **state)
     assert_int_equal(resil_breaker_acquire(f->b, NULL), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_breaker_record(f->b, NULL, RESIL_OUTCOME_SUCCESS, 0),
                      RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_breaker_acquire_at(f->b, 0, NULL), RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_breaker_record_at(f->b, NULL, RESIL_OUTCOME_SUCCESS, 0, 0),
+                     RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_breaker_permit_is_probe(NULL), 0);
+    assert_int_equal(resil_breaker_permit_generation(NULL), 0);
     assert_int_equal(resil_breaker_stats(f->b, NULL), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_breaker_execute(f->b, NULL, NULL, NULL), RESIL_E_INVALID_ARG);
     assert_string_equal(resil_breaker_state_name((resil_breaker_state)17), "UNKNOWN");
@@ -859,6 +987,79 @@ static void listener_sees_each_transition_once_in_order(void **state)
 
 /* ---------------------------------------------------------------- edges */
 
+/* A probe granted in one HALF_OPEN period and reported in a later one
+ * (the breaker reopened, or its probe deadline passed, meanwhile) is stale
+ * and counts toward neither period. */
+static void probe_from_an_earlier_half_open_period_is_stale(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_count(2, 2, 50); /* K = 2, 10 s open, 5 s probing */
+    fixture *f = make(&c);
+    failn(f, 2);
+    advance(f, RESIL_SEC(10));
+    resil_breaker_permit_t p1, p2, p3, p4;
+    assert_int_equal(try_acquire(f, &p1), RESIL_OK);
+    assert_int_equal(try_acquire(f, &p2), RESIL_OK);
+    assert_true(resil_breaker_permit_is_probe(&p2));
+    assert_int_equal(resil_breaker_record(f->b, &p1, RESIL_OUTCOME_FAILURE, 1), RESIL_OK);
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN); /* 1 of 2 probes failed: 50% */
+    advance(f, RESIL_SEC(10));
+    assert_int_equal(try_acquire(f, &p3), RESIL_OK);
+    assert_int_not_equal(resil_breaker_permit_generation(&p3),
+                         resil_breaker_permit_generation(&p2));
+    assert_int_equal(resil_breaker_record(f->b, &p2, RESIL_OUTCOME_SUCCESS, 1), RESIL_E_STALE);
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.probes_issued, 1);
+    assert_int_equal(s.probes_completed, 0);
+    assert_int_equal(s.stale, 1);
+    /* the deadline passes with p3 and p4 out: both are void */
+    assert_int_equal(try_acquire(f, &p4), RESIL_OK);
+    advance(f, RESIL_SEC(5));
+    assert_int_equal(try_acquire(f, &p1), RESIL_E_BREAKER_OPEN);
+    assert_int_equal(resil_breaker_permit_generation(&p1), 0); /* a rejection grants nothing */
+    assert_false(resil_breaker_permit_is_probe(&p1));
+    assert_int_equal(resil_breaker_record(f->b, &p3, RESIL_OUTCOME_SUCCESS, 1), RESIL_E_STALE);
+    assert_int_equal(resil_breaker_record(f->b, &p4, RESIL_OUTCOME_SUCCESS, 1), RESIL_E_STALE);
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.stale, 3);
+    assert_int_equal(s.successes, 0);
+    done(f);
+}
+
+/* With a rate threshold as well (failure or slow), a HALF_OPEN breaker
+ * reopens once consecutive_failures probes have failed, before the rate
+ * over all K probes is known; fewer failed probes leave it probing. */
+static void failed_probes_reaching_the_consecutive_limit_reopen(void **state)
+{
+    (void)state;
+    for (int slow_signal = 0; slow_signal < 2; slow_signal++) {
+        resil_breaker_config_t c = small_count(4, 4, slow_signal ? 0 : 100);
+        c.slow_rate_threshold = slow_signal ? 100 : 0; /* the rate needs all 4 */
+        c.half_open_probes = 4;
+        c.consecutive_failures = 2;
+        fixture *f = make(&c);
+        failn(f, 2);
+        expect_event(f, 0, RESIL_BREAKER_CLOSED, RESIL_BREAKER_OPEN,
+                     RESIL_BREAKER_REASON_CONSECUTIVE);
+        advance(f, RESIL_SEC(10));
+        resil_breaker_permit_t p[4];
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(try_acquire(f, &p[i]), RESIL_OK);
+        assert_int_equal(resil_breaker_record(f->b, &p[0], RESIL_OUTCOME_SUCCESS, 1), RESIL_OK);
+        assert_int_equal(resil_breaker_record(f->b, &p[1], RESIL_OUTCOME_FAILURE, 1), RESIL_OK);
+        assert_int_equal(cur(f), RESIL_BREAKER_HALF_OPEN);
+        assert_int_equal(resil_breaker_record(f->b, &p[2], RESIL_OUTCOME_FAILURE, 1), RESIL_OK);
+        assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+        expect_event(f, 2, RESIL_BREAKER_HALF_OPEN, RESIL_BREAKER_OPEN,
+                     RESIL_BREAKER_REASON_PROBES_FAILED);
+        assert_int_equal(resil_breaker_record(f->b, &p[3], RESIL_OUTCOME_SUCCESS, 1),
+                         RESIL_E_STALE);
+        done(f);
+    }
+}
+
 static void a_copied_probe_permit_counts_once(void **state)
 {
     (void)state;
@@ -945,6 +1146,61 @@ static void time_window_probe_failure_reopens(void **state)
 }
 
 /* ---------------------------------------------------------------- memory */
+
+/* One admitted call at @p now with @p outcome taking @p duration, all with
+ * explicit times; the handle's clock (for stats) is set to @p now too. */
+static void call_at(fixture *f, uint64_t now, resil_outcome outcome, uint64_t duration)
+{
+    resil_manual_clock_set(f->m, now);
+    resil_breaker_permit_t p;
+    assert_int_equal(resil_breaker_acquire_at(f->b, now, &p), RESIL_OK);
+    assert_int_equal(resil_breaker_record_at(f->b, &p, outcome, duration, now), RESIL_OK);
+}
+
+/* A time window with a clock that starts at 0 (fewer seconds than the
+ * window has buckets), explicit times, and the slow signal: slow successes
+ * and slow failures land in their buckets, the slow rate trips it, and
+ * probes count slow and failed outcomes in the lifetime totals. */
+static void time_window_counts_slow_calls_from_time_zero(void **state)
+{
+    (void)state;
+    resil_breaker_config_t c = small_time(); /* 10 x 1 s, minimum 4, 50% */
+    c.slow_rate_threshold = 50;
+    c.slow_call_duration_ns = RESIL_MS(1);
+    fixture *f = make_at(&c, 0);
+    call_at(f, 0, RESIL_OUTCOME_SUCCESS, 1);
+    call_at(f, RESIL_SEC(1), RESIL_OUTCOME_SUCCESS, RESIL_MS(2));
+    call_at(f, RESIL_SEC(2), RESIL_OUTCOME_FAILURE, RESIL_MS(2));
+    resil_breaker_stats_t s;
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.window_calls, 3);
+    assert_int_equal(s.window_failures, 1);
+    assert_int_equal(s.window_slow, 2);
+    assert_int_equal(cur(f), RESIL_BREAKER_CLOSED);               /* under the minimum */
+    call_at(f, RESIL_SEC(3), RESIL_OUTCOME_SUCCESS, RESIL_MS(2)); /* 3 of 4 slow */
+    assert_int_equal(cur(f), RESIL_BREAKER_OPEN);
+    expect_event(f, 0, RESIL_BREAKER_CLOSED, RESIL_BREAKER_OPEN, RESIL_BREAKER_REASON_SLOW_RATE);
+    /* probes (K = 1): a slow failure and a slow success each reopen it, a
+     * fast success closes it */
+    static const struct {
+        resil_outcome o;
+        uint64_t duration;
+        resil_breaker_state after;
+    } probes[] = {{RESIL_OUTCOME_FAILURE, RESIL_MS(2), RESIL_BREAKER_OPEN},
+                  {RESIL_OUTCOME_SUCCESS, RESIL_MS(2), RESIL_BREAKER_OPEN},
+                  {RESIL_OUTCOME_SUCCESS, 1, RESIL_BREAKER_CLOSED}};
+    uint64_t now = RESIL_SEC(3);
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        now += RESIL_SEC(5); /* the open wait */
+        call_at(f, now, probes[i].o, probes[i].duration);
+        assert_int_equal(cur(f), probes[i].after);
+    }
+    resil_breaker_stats(f->b, &s);
+    assert_int_equal(s.successes, 5);
+    assert_int_equal(s.failures, 2);
+    assert_int_equal(s.slow_calls, 5);
+    done(f);
+}
 
 static void caller_memory_init_and_attach_share_one_breaker(void **state)
 {
@@ -1086,6 +1342,13 @@ int main(void)
         cmocka_unit_test(execute_treats_a_garbage_outcome_as_failure),
         cmocka_unit_test(shadow_mode_admits_past_k_probes_and_is_entered_once),
         cmocka_unit_test(time_window_probe_failure_reopens),
+        cmocka_unit_test(without_a_cap_the_wait_grows_to_five_days_or_stays),
+        cmocka_unit_test(jittered_wait_never_drops_below_one_microsecond),
+        cmocka_unit_test(slow_successes_never_trip_without_a_slow_threshold),
+        cmocka_unit_test(operator_states_refuse_open_until),
+        cmocka_unit_test(time_window_counts_slow_calls_from_time_zero),
+        cmocka_unit_test(probe_from_an_earlier_half_open_period_is_stale),
+        cmocka_unit_test(failed_probes_reaching_the_consecutive_limit_reopen),
         cmocka_unit_test(caller_memory_init_and_attach_share_one_breaker),
         cmocka_unit_test(attach_refuses_zeroed_corrupt_and_foreign_blocks),
         cmocka_unit_test(allocation_failure_is_reported_and_leaks_nothing),

@@ -182,6 +182,47 @@ static void permit_of_an_evicted_key_is_stale(void **state)
     done(f);
 }
 
+/* A key that takes over an evicted key's slot starts with an empty window:
+ * nothing of the old key's calls (here slow ones, counted in the slow ring
+ * of a slow-rate-only breaker) counts toward its rate. */
+static void new_key_in_a_recycled_slot_starts_empty(void **state)
+{
+    (void)state;
+    resil_breaker_set_config_t c = small(1); /* 2 slots */
+    c.idle_evict_ns = 0;
+    c.breaker.failure_rate_threshold = 0;
+    c.breaker.slow_rate_threshold = 50;
+    c.breaker.slow_call_duration_ns = RESIL_MS(1);
+    assert_int_equal(resil_breaker_config_check(&c.breaker), RESIL_OK);
+    fx *f = make(&c);
+    resil_breaker_set_permit_t p;
+    assert_int_equal(resil_breaker_set_acquire(f->s, "a", 1, &p), RESIL_OK);
+    assert_int_equal(resil_breaker_set_record(f->s, &p, RESIL_OUTCOME_SUCCESS, RESIL_MS(5)),
+                     RESIL_OK); /* 1 call of 2 needed: stays CLOSED, evictable */
+    resil_manual_clock_advance(f->m, RESIL_SEC(1));
+    assert_int_equal(call(f, "b", RESIL_OUTCOME_SUCCESS), RESIL_OK);
+    resil_manual_clock_advance(f->m, RESIL_SEC(1));
+    assert_int_equal(resil_breaker_set_acquire(f->s, "c", 1, &p), RESIL_OK); /* evicts a */
+    resil_breaker_t *b = NULL;
+    assert_int_equal(resil_breaker_set_find(f->s, "a", 1, &b), RESIL_E_NOT_FOUND);
+    assert_int_equal(resil_breaker_set_find(f->s, "c", 1, &b), RESIL_OK);
+    resil_breaker_stats_t st;
+    assert_int_equal(resil_breaker_stats(b, &st), RESIL_OK);
+    assert_int_equal(st.window_calls, 0);
+    assert_int_equal(st.window_slow, 0);
+    /* one slow call of its own does not trip it (minimum 2); a second does */
+    assert_int_equal(resil_breaker_set_record(f->s, &p, RESIL_OUTCOME_SUCCESS, RESIL_MS(5)),
+                     RESIL_OK);
+    assert_int_equal(state_of(f, "c"), RESIL_BREAKER_CLOSED);
+    assert_int_equal(call(f, "c", RESIL_OUTCOME_SUCCESS), RESIL_OK);
+    assert_int_equal(state_of(f, "c"), RESIL_BREAKER_CLOSED);
+    assert_int_equal(resil_breaker_set_acquire(f->s, "c", 1, &p), RESIL_OK);
+    assert_int_equal(resil_breaker_set_record(f->s, &p, RESIL_OUTCOME_SUCCESS, RESIL_MS(5)),
+                     RESIL_OK);
+    assert_int_equal(state_of(f, "c"), RESIL_BREAKER_OPEN);
+    done(f);
+}
+
 static void bad_keys_and_arguments_are_refused(void **state)
 {
     (void)state;
@@ -459,6 +500,7 @@ int main(void)
         cmocka_unit_test(keys_are_bytes_not_strings),
         cmocka_unit_test(idle_closed_breakers_are_evicted_open_ones_never),
         cmocka_unit_test(permit_of_an_evicted_key_is_stale),
+        cmocka_unit_test(new_key_in_a_recycled_slot_starts_empty),
         cmocka_unit_test(bad_keys_and_arguments_are_refused),
         cmocka_unit_test(config_limits_are_enforced_not_clamped),
         cmocka_unit_test(zeroed_permit_records_nothing),
