@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/block.h"
+#include "internal/util.h"
 #include "resil/ratelimit.h"
 #include "support.h"
 
@@ -170,11 +172,16 @@ static void bad_configs_and_requests_get_clear_statuses(void **state)
     assert_int_equal(resil_ratelimit_try_acquire(r, 4, &w), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_ratelimit_try_acquire(NULL, 1, &w), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_ratelimit_reserve(r, 0, 1, &w), RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_ratelimit_reserve(r, 4, RESIL_SEC(10), &w), RESIL_E_INVALID_ARG);
+    assert_string_equal(resil_status_detail(), "ratelimit: n must be in 1..burst (3), got 4");
+    assert_int_equal(resil_ratelimit_new(&c, NULL, NULL), RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_ratelimit_attach(&c, sizeof c, NULL, NULL), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_ratelimit_acquire_wait(NULL, 1, 1), RESIL_E_INVALID_ARG);
     resil_ratelimit_stats_t s;
     assert_int_equal(resil_ratelimit_stats(r, &s), RESIL_OK);
     assert_int_equal(s.admitted + s.rejected, 0); /* bad requests count nothing */
     assert_int_equal(resil_ratelimit_stats(NULL, &s), RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_ratelimit_stats(r, NULL), RESIL_E_INVALID_ARG);
     assert_int_equal(resil_ratelimit_check(NULL), RESIL_E_INVALID_ARG);
     resil_ratelimit_free(r);
     resil_ratelimit_free(NULL);
@@ -361,6 +368,100 @@ static void set_bad_configs_and_memory(void **state)
     free(mem);
 }
 
+/* Makes the block header's config checksum match again after an edit of
+ * the header, as a writer with a bug would have. */
+static void rehash(void *mem)
+{
+    resil__block_header *h = mem;
+    h->config_hash = resil__fnv1a64((unsigned char *)mem + h->config_off, h->config_len);
+}
+
+/* Headers whose checksum matches but which do not describe a rate limiter
+ * of this layout: attach refuses each, and a block shorter than a limiter
+ * too. */
+static void attach_refuses_a_header_of_another_shape(void **state)
+{
+    (void)state;
+    resil_ratelimit_config_t c = {5, RESIL_SEC(1), 5};
+    size_t len = resil_ratelimit_size(&c), room = len + 64;
+    unsigned char *mem = aligned_alloc(64, room);
+    assert_int_equal(resil_ratelimit_init(mem, room, &c), RESIL_OK);
+    resil__block_header *h = (resil__block_header *)mem, good = *h;
+    resil_ratelimit_t *r = NULL;
+    h->size += 64; /* inside the memory given, not a limiter's size */
+    assert_int_equal(resil_ratelimit_attach(mem, room, NULL, &r), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(),
+                        "ratelimit: header does not describe a rate limiter");
+    *h = good;
+    h->config_len -= 8;
+    rehash(mem);
+    assert_int_equal(resil_ratelimit_attach(mem, room, NULL, &r), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(),
+                        "ratelimit: header does not describe a rate limiter");
+    *h = good;
+    h->config_off += 8;
+    rehash(mem);
+    assert_int_equal(resil_ratelimit_attach(mem, room, NULL, &r), RESIL_E_CORRUPT);
+    *h = good;
+    h->size = h->config_off + h->config_len; /* a block that ends after its config */
+    assert_int_equal(resil_ratelimit_attach(mem, (size_t)h->size, NULL, &r), RESIL_E_CORRUPT);
+    assert_null(r);
+    *h = good;
+    assert_int_equal(resil_ratelimit_attach(mem, room, NULL, &r), RESIL_OK);
+    resil_ratelimit_free(r);
+    free(mem);
+}
+
+/* The same for keyed sets, and resil_ratelimit_set_check() on a live set
+ * finds a header changed under it, or an empty entry with a time. */
+static void set_attach_and_check_refuse_inconsistent_blocks(void **state)
+{
+    (void)state;
+    resil_ratelimit_set_config_t c = resil_ratelimit_set_config_default();
+    c.capacity = 64;
+    size_t len = resil_ratelimit_set_size(&c), room = len + 64;
+    unsigned char *mem = aligned_alloc(64, room);
+    assert_int_equal(resil_ratelimit_set_init(mem, room, &c), RESIL_OK);
+    resil__block_header *h = (resil__block_header *)mem, good = *h;
+    resil_ratelimit_set_t *s = NULL;
+    assert_int_equal(resil_ratelimit_set_attach(mem, room, NULL, NULL), RESIL_E_INVALID_ARG);
+    h->size += 64;
+    assert_int_equal(resil_ratelimit_set_attach(mem, room, NULL, &s), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(), "ratelimit_set: stored config is inconsistent");
+    *h = good;
+    h->config_len -= 8;
+    rehash(mem);
+    assert_int_equal(resil_ratelimit_set_attach(mem, room, NULL, &s), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(), "ratelimit_set: header does not describe a set");
+    *h = good;
+    h->size = h->config_off + h->config_len;
+    assert_int_equal(resil_ratelimit_set_attach(mem, (size_t)h->size, NULL, &s), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(), "ratelimit_set: block too small");
+    assert_null(s);
+    *h = good;
+    assert_int_equal(resil_ratelimit_set_attach(mem, room, NULL, &s), RESIL_OK);
+    assert_int_equal(resil_ratelimit_set_check(s), RESIL_OK);
+    h->size += 64;
+    assert_int_equal(resil_ratelimit_set_check(s), RESIL_E_CORRUPT);
+    *h = good;
+    /* entries are the last 16 * capacity bytes (RESIL_RATELIMIT_SET_SIZE):
+     * {key, tat}; give the last, empty, one a tat */
+    uint64_t tat = 12345;
+    memcpy(mem + len - 8, &tat, 8);
+    assert_int_equal(resil_ratelimit_set_check(s), RESIL_E_CORRUPT);
+    assert_string_equal(resil_status_detail(), "ratelimit_set: empty slot 63 has a tat");
+    resil_ratelimit_set_stats_t st;
+    assert_int_equal(resil_ratelimit_set_stats(s, NULL), RESIL_E_INVALID_ARG);
+    assert_int_equal(resil_ratelimit_set_stats(NULL, &st), RESIL_E_INVALID_ARG);
+    resil_ratelimit_set_t *n = (resil_ratelimit_set_t *)mem;
+    assert_int_equal(resil_ratelimit_set_new(&c, NULL, NULL), RESIL_E_INVALID_ARG);
+    c.probe = 0;
+    assert_int_equal(resil_ratelimit_set_new(&c, NULL, &n), RESIL_E_INVALID_CONFIG);
+    assert_null(n);
+    resil_ratelimit_set_free(s);
+    free(mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +476,8 @@ int main(void)
         cmocka_unit_test(full_table_refuses_new_keys_until_entries_go_idle),
         cmocka_unit_test(many_keys_stay_in_bounded_memory),
         cmocka_unit_test(set_bad_configs_and_memory),
+        cmocka_unit_test(attach_refuses_a_header_of_another_shape),
+        cmocka_unit_test(set_attach_and_check_refuse_inconsistent_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
