@@ -1,7 +1,19 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "internal/alloc.h"
 #include "support.h"
+
+#ifdef __SANITIZE_ADDRESS__
+/* Impossible allocations must come back as NULL here, as they do without
+ * ASan, not abort the test. */
+const char *__asan_default_options(void);
+__attribute__((visibility("default"), used)) const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
 
 static void runtime_version_matches_the_header(void **state)
 {
@@ -80,6 +92,39 @@ static void allocator_can_fail_the_nth_allocation_persistently(void **state)
     assert_int_equal(test_alloc_live(), 0);
 }
 
+static unsigned long frees;
+static void counting_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx, (void)size;
+    frees++;
+    free(p);
+}
+
+/* The default allocator reports an impossible request as NULL (which the
+ * library turns into RESIL_E_NO_MEMORY), and freeing NULL calls no free
+ * function at all. */
+static void default_allocator_fails_cleanly_and_null_is_never_freed(void **state)
+{
+    (void)state;
+    assert_int_equal(resil_allocator_set(NULL), RESIL_OK);
+    resil_allocator_t a = resil_allocator_get();
+    assert_null(a.alloc(a.ctx, SIZE_MAX / 2, 64));
+    void *p = a.alloc(a.ctx, 100, 64);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 64, 0);
+    a.free(a.ctx, p, 100);
+    resil_allocator_t counting = {a.alloc, counting_free, NULL};
+    frees = 0;
+    resil__free(&counting, NULL, 100);
+    assert_int_equal(frees, 0);
+    resil_allocator_t by;
+    p = resil__alloc(64, &by);
+    assert_non_null(p);
+    by.free = counting_free;
+    resil__free(&by, p, 64);
+    assert_int_equal(frees, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +133,7 @@ int main(void)
         cmocka_unit_test(allocator_rejects_half_filled_struct_and_keeps_the_old_one),
         cmocka_unit_test(installed_allocator_is_used_and_null_restores_default),
         cmocka_unit_test(allocator_can_fail_the_nth_allocation_persistently),
+        cmocka_unit_test(default_allocator_fails_cleanly_and_null_is_never_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,7 @@
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
 
 #include "support.h"
 
@@ -130,6 +133,37 @@ static void manual_clock_reports_allocation_failure(void **state)
     test_alloc_uninstall();
 }
 
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* A signal that interrupts a real sleep (a handler installed without
+ * SA_RESTART) does not cut it short: the sleep resumes for what is left. */
+static void real_sleep_outlasts_interrupting_signals(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval every_5ms = {{0, 5000}, {0, 5000}}, off;
+    memset(&off, 0, sizeof off);
+    alarms = 0;
+    assert_int_equal(setitimer(ITIMER_REAL, &every_5ms, NULL), 0);
+    resil_clock_t mono = resil_clock_monotonic();
+    uint64_t t0 = resil_clock_now(&mono);
+    resil_clock_sleep(&mono, RESIL_MS(40));
+    uint64_t slept = resil_clock_now(&mono) - t0;
+    assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    assert_true(alarms >= 2);
+    assert_true(slept >= RESIL_MS(40));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +175,7 @@ int main(void)
         cmocka_unit_test(cached_clock_reads_the_callers_variable),
         cmocka_unit_test(bad_input_gets_a_status_not_a_crash),
         cmocka_unit_test(manual_clock_reports_allocation_failure),
+        cmocka_unit_test(real_sleep_outlasts_interrupting_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
