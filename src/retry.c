@@ -30,8 +30,12 @@
 #include "internal/rng.h"
 #include "internal/util.h"
 
+__extension__ typedef unsigned __int128 u128;
+
 #define ST_INIT 1u
 #define ST_SEEDED 2u
+#define ST_DEADLINE 4u    /* the operation has a deadline */
+#define ST_DEADLINE_HI 8u /* ... at 2^64 + deadline_ns: start + max_total_ns carried */
 
 const char *resil_retry_reason_name(resil_retry_reason r)
 {
@@ -145,11 +149,17 @@ resil_status resil_retry_state_init_at(resil_retry_state_t *st, const resil_retr
     st->backoff_ns = p->initial_delay_ns;
     st->prev_ns = p->initial_delay_ns;
     st->start_ns = now_ns;
-    st->deadline_ns = p->max_total_ns != 0 ? resil__sat_add(now_ns, p->max_total_ns) : UINT64_MAX;
+    /* Kept exactly, in 65 bits: saturating at UINT64_MAX would make a late
+     * start's deadline a time, and so a check, different from the one the
+     * policy asked for (and used to read as "no deadline"). */
+    st->deadline_ns = now_ns + p->max_total_ns;
+    uint32_t dl = 0;
+    if (p->max_total_ns != 0)
+        dl = ST_DEADLINE | (st->deadline_ns < now_ns ? ST_DEADLINE_HI : 0u);
     st->attempt = 1;
     st->budget_cost = 0;
     st->last_reason = RESIL_RETRY_GO;
-    st->flags = ST_INIT | (p->seed != 0 ? ST_SEEDED : 0u);
+    st->flags = ST_INIT | dl | (p->seed != 0 ? ST_SEEDED : 0u);
     if (p->budget != NULL)
         (void)resil_retry_budget_on_request(p->budget, now_ns);
     return RESIL_OK;
@@ -168,6 +178,12 @@ resil_status resil_retry_state_seed(resil_retry_state_t *st, uint64_t seed)
     st->rng = seed;
     st->flags |= ST_SEEDED;
     return RESIL_OK;
+}
+
+/* The deadline as the 65-bit number it is; call only with ST_DEADLINE set. */
+static inline u128 deadline_of(const resil_retry_state_t *st)
+{
+    return ((u128)((st->flags & ST_DEADLINE_HI) != 0) << 64) | st->deadline_ns;
 }
 
 static inline uint64_t draw(resil_retry_state_t *st)
@@ -203,7 +219,6 @@ static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_
         return delay; /* decorrelated jitter grows through prev, not the backoff */
     }
     case RESIL_JITTER_PROPORTIONAL: {
-        __extension__ typedef unsigned __int128 u128;
         uint64_t spread = (uint64_t)(((u128)d * p->jitter_percent) / 100);
         uint64_t lo = d - spread;
         uint64_t hi = resil__min_u64(cap, resil__sat_add(d, spread));
@@ -304,8 +319,7 @@ resil_retry_reason resil_retry_next_delay_at(resil_retry_state_t *st, uint64_t n
         delay = backoff_delay(st, p);
     }
 
-    if (st->deadline_ns != UINT64_MAX &&
-        (now_ns >= st->deadline_ns || delay >= st->deadline_ns - now_ns))
+    if ((st->flags & ST_DEADLINE) && (u128)now_ns + delay >= deadline_of(st))
         return stop_failed(st, p, now_ns, outcome, RESIL_RETRY_STOP_DEADLINE);
 
     uint32_t cost = 0;
@@ -347,8 +361,11 @@ uint64_t resil_retry_attempt_timeout(const resil_retry_state_t *st, uint64_t now
     if (st == NULL || !(st->flags & ST_INIT))
         return 0;
     uint64_t t = st->policy->attempt_timeout_ns != 0 ? st->policy->attempt_timeout_ns : UINT64_MAX;
-    if (st->deadline_ns != UINT64_MAX)
-        t = resil__min_u64(t, resil__sat_sub(st->deadline_ns, now_ns));
+    if (st->flags & ST_DEADLINE) {
+        u128 d = deadline_of(st);
+        u128 left = d > now_ns ? d - now_ns : 0;
+        t = resil__min_u64(t, left > UINT64_MAX ? UINT64_MAX : (uint64_t)left);
+    }
     return t;
 }
 

@@ -163,6 +163,39 @@ static void deadline_near_uint64_max_saturates(void **state)
                      RESIL_RETRY_GO);
 }
 
+/* start + max_total_ns past 2^64 is still a deadline, not "none" */
+static void deadline_past_uint64_max_still_holds(void **state)
+{
+    (void)state;
+    resil_retry_policy_t p = exact_policy();
+    p.max_total_ns = RESIL_SEC(1);
+    const uint64_t t0 = UINT64_MAX - RESIL_MS(500);
+    const uint64_t t1 = t0 + RESIL_MS(100);
+    resil_retry_state_t st;
+    assert_int_equal(resil_retry_state_init_at(&st, &p, t0), RESIL_OK);
+    assert_int_equal(resil_retry_attempt_timeout(&st, t1), RESIL_MS(900));
+    resil_retry_hint_t hour = {RESIL_RETRY_HINT_AFTER, RESIL_SEC(3600)};
+    uint64_t d = 1;
+    assert_int_equal(resil_retry_next_delay_at(&st, t1, RESIL_RETRY_FAILURE, &hour, &d),
+                     RESIL_RETRY_STOP_DEADLINE);
+    assert_int_equal(d, 0);
+    /* a retry starting exactly on the deadline stops, one just before goes */
+    resil_retry_hint_t on = {RESIL_RETRY_HINT_AFTER, RESIL_MS(900)};
+    assert_int_equal(resil_retry_state_init_at(&st, &p, t0), RESIL_OK);
+    assert_int_equal(resil_retry_next_delay_at(&st, t1, RESIL_RETRY_FAILURE, &on, &d),
+                     RESIL_RETRY_STOP_DEADLINE);
+    on.delay_ns = RESIL_MS(900) - 1;
+    assert_int_equal(resil_retry_state_init_at(&st, &p, t0), RESIL_OK);
+    assert_int_equal(resil_retry_next_delay_at(&st, t1, RESIL_RETRY_FAILURE, &on, &d),
+                     RESIL_RETRY_GO);
+    assert_int_equal(d, RESIL_MS(900) - 1);
+    /* a deadline that far still saturates what attempt_timeout can say */
+    p.max_total_ns = UINT64_MAX;
+    assert_int_equal(resil_retry_state_init_at(&st, &p, t0), RESIL_OK);
+    assert_int_equal(resil_retry_attempt_timeout(&st, 0), UINT64_MAX);
+    assert_int_equal(resil_retry_attempt_timeout(&st, t1), UINT64_MAX - RESIL_MS(100));
+}
+
 static void attempt_timeout_is_shortened_by_the_deadline(void **state)
 {
     (void)state;
@@ -758,6 +791,7 @@ int main(void)
         cmocka_unit_test(success_and_final_failure_stop),
         cmocka_unit_test(deadline_cuts_off_the_retry_that_would_start_past_it),
         cmocka_unit_test(deadline_near_uint64_max_saturates),
+        cmocka_unit_test(deadline_past_uint64_max_still_holds),
         cmocka_unit_test(attempt_timeout_is_shortened_by_the_deadline),
         cmocka_unit_test(pushback_is_honoured_exactly_then_backoff_restarts),
         cmocka_unit_test(pushback_is_capped_and_bounded_by_the_deadline),

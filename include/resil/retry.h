@@ -500,10 +500,10 @@ typedef struct resil_retry_state {
     uint64_t backoff_ns;  /* un-jittered delay of the next retry */
     uint64_t prev_ns;     /* previous delay, for decorrelated jitter */
     uint64_t start_ns;    /* when the operation started (if a clock was read) */
-    uint64_t deadline_ns; /* UINT64_MAX = none */
+    uint64_t deadline_ns; /* start_ns + max_total_ns, modulo 2^64 (see flags) */
     uint32_t attempt;     /* attempts made so far (1 after init) */
     uint32_t budget_cost; /* quota taken by the retry in flight */
-    uint32_t flags;       /* seeded, initialized */
+    uint32_t flags;       /* initialized, seeded, has a deadline, deadline past 2^64 */
     uint32_t last_reason; /* the last answer of next_delay */
 } resil_retry_state_t;
 

@@ -77,14 +77,6 @@
  * delay may also be short of the formula by what truncating each step can
  * lose.
  *
- * KNOWN_SATURATED_DEADLINE (regression-saturated-deadline): the deadline is
- * start + max_total_ns saturated at UINT64_MAX, which is also the state's
- * value for "no deadline": an operation started so late that the sum
- * reaches UINT64_MAX has no deadline at all (max_total_ns 1 s from
- * UINT64_MAX - 0.5 s: a pushback of 1 h 0.1 s later is a GO, and
- * attempt_timeout says UINT64_MAX instead of the 0.9 s left). 1: such a
- * deadline counts as none.
- *
  * KNOWN_UNSEEDED_COPY (regression-unseeded-copy): "copying it copies the
  * operation (same future delays)", but with seed 0 the generator is seeded
  * from resil_random_u64() on first use, so two copies made before the first
@@ -93,9 +85,6 @@
  */
 #ifndef KNOWN_STEPWISE_BACKOFF
 #define KNOWN_STEPWISE_BACKOFF 1
-#endif
-#ifndef KNOWN_SATURATED_DEADLINE
-#define KNOWN_SATURATED_DEADLINE 1
 #endif
 #ifndef KNOWN_UNSEEDED_COPY
 #define KNOWN_UNSEEDED_COPY 1
@@ -408,8 +397,6 @@ static void start(fz_in *in, world *w, int clocked)
     m->attempt = 1;
     m->has_deadline = p->max_total_ns != 0;
     m->deadline = (fz_u128)t + p->max_total_ns;
-    if (KNOWN_SATURATED_DEADLINE && m->deadline >= UINT64_MAX)
-        m->has_deadline = 0; /* the library's sentinel for "none" */
     backoff_restart(p, m);
     m->seeded = p->seed != 0;
     w->twin_sync = 1;
@@ -1029,13 +1016,12 @@ static void execute_surface(fz_in *in, world *w)
     resil_retry_state_t sh;
     MUST(resil_retry_state_init_at(&sh, &q, timed ? t0 : 0) == RESIL_OK, "shadow init");
     fz_u128 deadline = (fz_u128)t0 + p.max_total_ns;
-    int has_deadline = timed && !(KNOWN_SATURATED_DEADLINE && deadline >= UINT64_MAX);
     uint64_t next_start = t0;
     MUST(x.calls >= 1, "execute made no attempt");
     for (int i = 0; i < x.calls; i++) {
         MUST(x.start[i] == next_start, "execute: attempt %d at %llu, expected %llu", i + 1,
              (unsigned long long)x.start[i], (unsigned long long)next_start);
-        MUST(i == 0 || !has_deadline || (fz_u128)x.start[i] < deadline,
+        MUST(i == 0 || !timed || (fz_u128)x.start[i] < deadline,
              "execute: attempt %d starts at %llu, at or past the deadline", i + 1,
              (unsigned long long)x.start[i]);
         int result = i < x.n ? x.script[i].result : 0;
