@@ -33,9 +33,8 @@
 __extension__ typedef unsigned __int128 u128;
 
 #define ST_INIT 1u
-#define ST_SEEDED 2u
-#define ST_DEADLINE 4u    /* the operation has a deadline */
-#define ST_DEADLINE_HI 8u /* ... at 2^64 + deadline_ns: start + max_total_ns carried */
+#define ST_DEADLINE 2u    /* the operation has a deadline */
+#define ST_DEADLINE_HI 4u /* ... at 2^64 + deadline_ns: start + max_total_ns carried */
 
 const char *resil_retry_reason_name(resil_retry_reason r)
 {
@@ -145,7 +144,9 @@ resil_status resil_retry_state_init_at(resil_retry_state_t *st, const resil_retr
     if (RESIL__UNLIKELY(s != RESIL_OK))
         return s;
     st->policy = p;
-    st->rng = p->seed;
+    /* Seed 0: a seed of its own now, not at the first draw, so that a copy
+     * made at any time is the same operation (the same future delays). */
+    st->rng = p->seed != 0 ? p->seed : resil_random_u64();
     st->backoff_ns = p->initial_delay_ns;
     st->prev_ns = p->initial_delay_ns;
     st->start_ns = now_ns;
@@ -159,7 +160,7 @@ resil_status resil_retry_state_init_at(resil_retry_state_t *st, const resil_retr
     st->attempt = 1;
     st->budget_cost = 0;
     st->last_reason = RESIL_RETRY_GO;
-    st->flags = ST_INIT | dl | (p->seed != 0 ? ST_SEEDED : 0u);
+    st->flags = ST_INIT | dl;
     if (p->budget != NULL)
         (void)resil_retry_budget_on_request(p->budget, now_ns);
     return RESIL_OK;
@@ -176,7 +177,6 @@ resil_status resil_retry_state_seed(resil_retry_state_t *st, uint64_t seed)
     if (st == NULL)
         return resil__fail(RESIL_E_INVALID_ARG, "retry_state_seed: state is NULL");
     st->rng = seed;
-    st->flags |= ST_SEEDED;
     return RESIL_OK;
 }
 
@@ -186,14 +186,7 @@ static inline u128 deadline_of(const resil_retry_state_t *st)
     return ((u128)((st->flags & ST_DEADLINE_HI) != 0) << 64) | st->deadline_ns;
 }
 
-static inline uint64_t draw(resil_retry_state_t *st)
-{
-    if (RESIL__UNLIKELY(!(st->flags & ST_SEEDED))) {
-        st->rng = resil_random_u64();
-        st->flags |= ST_SEEDED;
-    }
-    return resil__splitmix64_next(&st->rng);
-}
+static inline uint64_t draw(resil_retry_state_t *st) { return resil__splitmix64_next(&st->rng); }
 
 /* The jittered delay of the next retry; advances the backoff. */
 static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_policy_t *p)

@@ -527,6 +527,32 @@ static void same_seed_gives_same_delays(void **state)
     assert_true(same < 3);
 }
 
+/* seed 0: a copy made before the first draw is still the same operation,
+ * while two operations draw apart */
+static void copy_of_an_unseeded_state_draws_the_same_delays(void **state)
+{
+    (void)state;
+    resil_retry_policy_t p = resil_retry_policy_default();
+    p.max_attempts = 50;
+    resil_retry_state_t a, b, c;
+    assert_int_equal(resil_retry_state_init_at(&a, &p, 0), RESIL_OK);
+    assert_int_equal(resil_retry_state_init_at(&c, &p, 0), RESIL_OK);
+    b = a;
+    int same = 0;
+    for (int i = 0; i < 49; i++) {
+        uint64_t da, db, dc;
+        assert_int_equal(resil_retry_next_delay_at(&a, 0, RESIL_RETRY_FAILURE, NULL, &da),
+                         RESIL_RETRY_GO);
+        assert_int_equal(resil_retry_next_delay_at(&b, 0, RESIL_RETRY_FAILURE, NULL, &db),
+                         RESIL_RETRY_GO);
+        assert_int_equal(resil_retry_next_delay_at(&c, 0, RESIL_RETRY_FAILURE, NULL, &dc),
+                         RESIL_RETRY_GO);
+        assert_int_equal(da, db);
+        same += da == dc;
+    }
+    assert_true(same < 3);
+}
+
 static void huge_attempts_and_bases_saturate_without_overflow(void **state)
 {
     (void)state;
@@ -804,6 +830,7 @@ int main(void)
         cmocka_unit_test(decorrelated_jitter_draws_between_base_and_three_times_previous),
         cmocka_unit_test(delays_near_the_cap_do_not_collapse_onto_it),
         cmocka_unit_test(same_seed_gives_same_delays),
+        cmocka_unit_test(copy_of_an_unseeded_state_draws_the_same_delays),
         cmocka_unit_test(huge_attempts_and_bases_saturate_without_overflow),
         cmocka_unit_test(listener_hears_each_retry_before_it_happens),
         cmocka_unit_test(execute_retries_until_success_sleeping_exactly),

@@ -37,7 +37,8 @@
  *
  * Randomness: each state draws from its own splitmix64 generator seeded from
  * the policy's seed (the same seed gives the same delays) or, with seed 0,
- * from resil_random_u64() on first use.
+ * from resil_random_u64() when the state is initialized (so a copy of a
+ * state draws the same delays as the original, whenever it is made).
  *
  * Thread safety: a policy may be shared by any number of threads once set up
  * (it is only read); a resil_retry_state_t belongs to one operation and must
@@ -503,14 +504,15 @@ typedef struct resil_retry_state {
     uint64_t deadline_ns; /* start_ns + max_total_ns, modulo 2^64 (see flags) */
     uint32_t attempt;     /* attempts made so far (1 after init) */
     uint32_t budget_cost; /* quota taken by the retry in flight */
-    uint32_t flags;       /* initialized, seeded, has a deadline, deadline past 2^64 */
+    uint32_t flags;       /* initialized, has a deadline, deadline past 2^64 */
     uint32_t last_reason; /* the last answer of next_delay */
 } resil_retry_state_t;
 
 /**
  * Starts an operation: its first attempt is about to be made. Reads the
  * policy's clock once if the policy has a deadline; records a request in the
- * policy's budget, if any.
+ * policy's budget, if any; with seed 0, draws the state's seed from
+ * resil_random_u64().
  * @return RESIL_OK; RESIL_E_INVALID_ARG if @p st or @p p is NULL;
  *         RESIL_E_INVALID_CONFIG if @p p is invalid (detail names the
  *         field). On error `*st` is marked uninitialized, so

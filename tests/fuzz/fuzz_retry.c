@@ -76,18 +76,9 @@
  * multiplier 1.0005: 1000 ns for ever; 1 ns * 1.5: 1 ns for ever). 1: a
  * delay may also be short of the formula by what truncating each step can
  * lose.
- *
- * KNOWN_UNSEEDED_COPY (regression-unseeded-copy): "copying it copies the
- * operation (same future delays)", but with seed 0 the generator is seeded
- * from resil_random_u64() on first use, so two copies made before the first
- * draw draw different delays. 1: such a copy is not compared until both
- * are reseeded or a copy is made after a draw.
  */
 #ifndef KNOWN_STEPWISE_BACKOFF
 #define KNOWN_STEPWISE_BACKOFF 1
-#endif
-#ifndef KNOWN_UNSEEDED_COPY
-#define KNOWN_UNSEEDED_COPY 1
 #endif
 
 #define MAX_BURST_STEPS 8192 /* next_delay calls in bursts, per input */
@@ -183,7 +174,6 @@ typedef struct mstate {
     long double drift; /* what truncating every step may have lost */
     uint64_t prev;     /* decorrelated: the previous delay */
     int prev_known;
-    int seeded; /* a draw surely happened, or the state was seeded */
 } mstate;
 
 static int integer_multiplier(double m) { return m >= 1.0 && m <= 1e6 && m == (double)(uint64_t)m; }
@@ -276,23 +266,18 @@ static void check_formula(const resil_retry_policy_t *p, const mstate *m, uint64
          m->n - 1, (unsigned long long)cap, want, tol);
 }
 
-/* The documented range [lo, hi] of the next backoff delay (hi inclusive),
- * and whether the library surely draws a random number for it. */
-static void jitter_range(const resil_retry_policy_t *p, const mstate *m, uint64_t *lo, uint64_t *hi,
-                         int *draws)
+/* The documented range [lo, hi] of the next backoff delay (hi inclusive). */
+static void jitter_range(const resil_retry_policy_t *p, const mstate *m, uint64_t *lo, uint64_t *hi)
 {
     const uint64_t d = m->d, cap = p->max_delay_ns;
-    *draws = 0;
     switch (p->jitter) {
     case RESIL_JITTER_FULL: /* [0, d) */
         *lo = 0;
         *hi = d > 0 ? d - 1 : 0;
-        *draws = 1;
         break;
     case RESIL_JITTER_EQUAL: /* [d/2, d): integers from ceil(d/2) */
         *lo = d >= 2 ? d - d / 2 : d;
         *hi = d >= 2 ? d - 1 : d;
-        *draws = 1;
         break;
     case RESIL_JITTER_DECORRELATED: { /* [base, min(cap, 3 prev)) */
         uint64_t base = p->initial_delay_ns;
@@ -301,7 +286,6 @@ static void jitter_range(const resil_retry_policy_t *p, const mstate *m, uint64_
         if (m->prev_known) {
             *lo = base;
             *hi = top > base ? top - 1 : base;
-            *draws = top > base;
         } else { /* some previous delay in [base, cap] */
             *lo = base;
             *hi = cap > base ? cap - 1 : base;
@@ -327,7 +311,6 @@ static void jitter_range(const resil_retry_policy_t *p, const mstate *m, uint64_
             *lo = (uint64_t)l;
             *hi = (uint64_t)h;
         }
-        *draws = dp >= 100;
         break;
     }
     default: /* none */
@@ -356,7 +339,6 @@ typedef struct world {
     listen_log log[2];
     mbudget mb;
     resil_retry_state_t st[2];
-    int twin_sync; /* the twin is in st[0]'s state and must answer alike */
     mstate m;
     resil_manual_clock_t *mc;
     uint64_t now, last_delay;
@@ -398,17 +380,13 @@ static void start(fz_in *in, world *w, int clocked)
     m->has_deadline = p->max_total_ns != 0;
     m->deadline = (fz_u128)t + p->max_total_ns;
     backoff_restart(p, m);
-    m->seeded = p->seed != 0;
-    w->twin_sync = 1;
     if (p->seed == 0) {
         if (w->mb.on) { /* twins with their own budgets: seed both alike */
             uint64_t seed = fz_pick(in);
             for (int i = 0; i < 2; i++)
                 MUST(resil_retry_state_seed(&w->st[i], seed) == RESIL_OK, "seed");
-            m->seeded = 1;
         } else {
             w->st[1] = w->st[0]; /* "copying it copies the operation" */
-            w->twin_sync = m->seeded || !KNOWN_UNSEEDED_COPY;
         }
     }
     for (int i = 0; i < 2; i++)
@@ -447,14 +425,10 @@ static resil_retry_reason step(world *w, int clocked, int outcome, const resil_r
     got_log.calls += w->log[1].calls;
     if (w->log[1].calls)
         got_log.ev = w->log[1].ev;
-    if (w->twin_sync) {
-        resil_retry_reason r2 = call(w, 1, clocked, outcome, hint, &d2);
-        MUST(r2 == r && d2 == delay,
-             "twin: %s after %llu ns, state: %s after %llu ns (policy seed %llu, %s)", rname(r2),
-             (unsigned long long)d2, rname(r), (unsigned long long)delay,
-             (unsigned long long)p->seed,
-             m->seeded ? "seeded or drawn from" : "a copy made before the first draw");
-    }
+    resil_retry_reason r2 = call(w, 1, clocked, outcome, hint, &d2);
+    MUST(r2 == r && d2 == delay, "twin: %s after %llu ns, state: %s after %llu ns (policy seed %llu)",
+         rname(r2), (unsigned long long)d2, rname(r), (unsigned long long)delay,
+         (unsigned long long)p->seed);
     MUST(r == RESIL_RETRY_GO || delay == 0, "%s with delay %llu", rname(r),
          (unsigned long long)delay);
     MUST(got_log.calls == (p->on_retry != NULL && r == RESIL_RETRY_GO),
@@ -492,7 +466,7 @@ static resil_retry_reason step(world *w, int clocked, int outcome, const resil_r
         } else {
             /* the delay: the hint's, or the jittered backoff's */
             uint64_t lo, hi;
-            int draws = 0, pushback = hk == RESIL_RETRY_HINT_AFTER;
+            int pushback = hk == RESIL_RETRY_HINT_AFTER;
             if (pushback) {
                 lo = hint->delay_ns;
                 if (p->max_pushback_ns != 0 && lo > p->max_pushback_ns)
@@ -500,7 +474,7 @@ static resil_retry_reason step(world *w, int clocked, int outcome, const resil_r
                 hi = lo;
                 backoff_restart(p, m);
             } else {
-                jitter_range(p, m, &lo, &hi, &draws);
+                jitter_range(p, m, &lo, &hi);
             }
             const fz_u128 now = w->now;
             /* stops iff now + delay >= deadline: surely for the shortest
@@ -544,7 +518,6 @@ static resil_retry_reason step(world *w, int clocked, int outcome, const resil_r
             }
             /* what the step did to the backoff */
             if (!pushback) {
-                m->seeded |= draws;
                 if (p->jitter == RESIL_JITTER_DECORRELATED) {
                     if (r == RESIL_RETRY_GO) {
                         m->prev = delay;
@@ -1065,7 +1038,7 @@ static void expect_timeout(world *w)
     }
     for (int i = 0; i < 2; i++) {
         uint64_t got = resil_retry_attempt_timeout(&w->st[i], w->now);
-        MUST(got == want || (i == 1 && !w->twin_sync), "attempt_timeout at %llu: %llu, model %llu",
+        MUST(got == want, "attempt_timeout at %llu: %llu, model %llu",
              (unsigned long long)w->now, (unsigned long long)got, (unsigned long long)want);
     }
 }
@@ -1141,19 +1114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             case 10: { /* both reseeded alike */
                 uint64_t seed = fz_pick(&in);
-                if (!w.twin_sync && !w.mb.on)
-                    w.st[1] = w.st[0];
                 for (int i = 0; i < 2; i++)
                     MUST(resil_retry_state_seed(&w.st[i], seed) == RESIL_OK, "seed");
-                w.twin_sync = 1;
-                w.m.seeded = 1;
                 break;
             }
             case 11: /* the twin becomes a copy */
-                if (!w.mb.on && (w.m.seeded || !KNOWN_UNSEEDED_COPY)) {
+                if (!w.mb.on)
                     w.st[1] = w.st[0];
-                    w.twin_sync = 1;
-                }
                 break;
             case 12:
                 expect_timeout(&w);
