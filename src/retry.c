@@ -4,7 +4,11 @@
  *
  * The state carries the un-jittered backoff of the next retry, so each step
  * is O(1) whatever the attempt number: the exponential kind multiplies it
- * once per retry, saturating at the cap before the multiply can overflow.
+ * once per retry, saturating at the cap. It is kept in 64.64 fixed point
+ * (backoff_ns whole ns, u.frac the fraction), and the multiplier used as
+ * the exact dyadic M * 2^-k it is, so d(n) stays within 1 ns below
+ * initial * m^(n-1) (each step truncates less than 2^-64 ns) rather than
+ * losing up to 1 ns a step, which kept a small backoff from ever growing.
  * The jitter formulas follow the AWS Architecture Blog "Exponential Backoff
  * And Jitter" (Brooker, 2015) and gRFC A6 (proportional +-20 %):
  *
@@ -148,7 +152,9 @@ resil_status resil_retry_state_init_at(resil_retry_state_t *st, const resil_retr
      * made at any time is the same operation (the same future delays). */
     st->rng = p->seed != 0 ? p->seed : resil_random_u64();
     st->backoff_ns = p->initial_delay_ns;
-    st->prev_ns = p->initial_delay_ns;
+    st->u.frac = 0;
+    if (p->jitter == RESIL_JITTER_DECORRELATED)
+        st->u.prev_ns = p->initial_delay_ns;
     st->start_ns = now_ns;
     /* Kept exactly, in 65 bits: saturating at UINT64_MAX would make a late
      * start's deadline a time, and so a check, different from the one the
@@ -188,6 +194,42 @@ static inline u128 deadline_of(const resil_retry_state_t *st)
 
 static inline uint64_t draw(resil_retry_state_t *st) { return resil__splitmix64_next(&st->rng); }
 
+/*
+ * backoff *= m in 64.64 fixed point, truncated, capped. A double m in
+ * (0, 1e6] is exactly M * 2^-k with M its 53-bit significand and k >= 33
+ * (m < 2^20), so the product is (backoff * 2^64) * M, 181 bits as hi:lo,
+ * shifted right by k. Two 64x64 multiplies and no division.
+ */
+static inline void backoff_mul(resil_retry_state_t *st, double m, uint64_t cap)
+{
+    uint64_t bits;
+    memcpy(&bits, &m, sizeof bits);
+    const uint64_t e = bits >> 52; /* m > 0: no sign bit */
+    uint64_t sig = bits & ((UINT64_C(1) << 52) - 1);
+    unsigned k = 1074; /* subnormal m */
+    if (RESIL__LIKELY(e != 0)) {
+        sig |= UINT64_C(1) << 52;
+        k = 1075 - (unsigned)e;
+    }
+    const u128 a = (u128)st->u.frac * sig;
+    const u128 hi = (u128)st->backoff_ns * sig + (a >> 64); /* < 2^118 */
+    const uint64_t lo = (uint64_t)a;
+    u128 y; /* the product, 64.64 */
+    if (k >= 64)
+        y = k < 192 ? hi >> (k - 64) : 0;
+    else if (hi >> (64 + k) == 0)
+        y = (hi << (64 - k)) | (lo >> k);
+    else
+        y = (u128)cap << 64; /* 2^64 ns or more */
+    if ((uint64_t)(y >> 64) < cap) {
+        st->backoff_ns = (uint64_t)(y >> 64);
+        st->u.frac = (uint64_t)y;
+    } else {
+        st->backoff_ns = cap;
+        st->u.frac = 0;
+    }
+}
+
 /* The jittered delay of the next retry; advances the backoff. */
 static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_policy_t *p)
 {
@@ -206,9 +248,9 @@ static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_
     }
     case RESIL_JITTER_DECORRELATED: {
         uint64_t base = p->initial_delay_ns;
-        uint64_t hi = resil__min_u64(cap, resil__sat_mul(st->prev_ns, 3));
+        uint64_t hi = resil__min_u64(cap, resil__sat_mul(st->u.prev_ns, 3));
         delay = hi > base ? base + resil__scale64(draw(st), hi - base) : hi;
-        st->prev_ns = delay;
+        st->u.prev_ns = delay;
         return delay; /* decorrelated jitter grows through prev, not the backoff */
     }
     case RESIL_JITTER_PROPORTIONAL: {
@@ -226,12 +268,10 @@ static inline uint64_t backoff_delay(resil_retry_state_t *st, const resil_retry_
     switch (p->backoff) {
     case RESIL_BACKOFF_EXPONENTIAL:
         if (RESIL__LIKELY(p->multiplier == 2.0)) {
-            /* the common case, in integers: no conversions */
+            /* the common case: the fraction starts at 0 and doubling keeps it 0 */
             st->backoff_ns = d > cap / 2 ? cap : d * 2;
         } else {
-            /* x < (double)cap <= 2^64 guarantees the conversion is defined */
-            double x = (double)d * p->multiplier;
-            st->backoff_ns = x < (double)cap ? (uint64_t)x : cap;
+            backoff_mul(st, p->multiplier, cap);
         }
         break;
     case RESIL_BACKOFF_LINEAR:
@@ -306,7 +346,9 @@ resil_retry_reason resil_retry_next_delay_at(resil_retry_state_t *st, uint64_t n
             delay = p->max_pushback_ns;
         /* gRFC A6: after pushback the backoff starts again from the initial delay */
         st->backoff_ns = p->initial_delay_ns;
-        st->prev_ns = p->initial_delay_ns;
+        st->u.frac = 0;
+        if (p->jitter == RESIL_JITTER_DECORRELATED)
+            st->u.prev_ns = p->initial_delay_ns;
         pushback = 1;
     } else {
         delay = backoff_delay(st, p);

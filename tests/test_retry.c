@@ -50,6 +50,54 @@ static void exponential_schedule_doubles_up_to_the_cap(void **state)
     assert_int_equal(why, RESIL_RETRY_STOP_ATTEMPTS);
 }
 
+/* d(n) = initial * m^(n-1) within 1 ns, not truncated step by step: small
+ * steps add up, and bases past 2^53 keep every nanosecond */
+static void exponential_schedule_follows_the_formula(void **state)
+{
+    (void)state;
+    static uint64_t d[4000];
+    resil_retry_reason why;
+    resil_retry_policy_t p = exact_policy();
+    p.max_delay_ns = UINT64_MAX;
+
+    p.initial_delay_ns = 1; /* 1, 1.5, 2.25, 3.375 ... */
+    p.multiplier = 1.5;
+    p.max_attempts = 11;
+    const uint64_t small[] = {1, 1, 2, 3, 5, 7, 11, 17, 25, 38};
+    assert_int_equal(schedule(&p, d, 4000, &why), 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(d[i], small[i]);
+    p.initial_delay_ns = 62; /* 62 * 1.5^3 = 209.25 */
+    assert_int_equal(schedule(&p, d, 4000, &why), 10);
+    assert_int_equal(d[3], 209);
+
+    p.initial_delay_ns = RESIL_US(1); /* + 0.5 ns a step at first */
+    p.multiplier = 1.0005;
+    p.max_attempts = 4000;
+    assert_int_equal(schedule(&p, d, 4000, &why), 3999);
+    long double x = 1000;
+    for (int i = 0; i < 3999; i++, x *= (long double)p.multiplier) {
+        long double diff = (long double)d[i] - x; /* x's rounding: n 2^-64 x */
+        assert_true(diff <= x * 0x1p-50L && diff > -1 - x * 0x1p-50L);
+    }
+    assert_true(d[3998] > RESIL_US(7)); /* 1 us * 1.0005^3998 = 7.38 us */
+
+    p.initial_delay_ns = (UINT64_C(1) << 62) + 3; /* not a double */
+    p.multiplier = 1.0;
+    p.max_attempts = 100;
+    assert_int_equal(schedule(&p, d, 4000, &why), 99);
+    for (int i = 0; i < 99; i++)
+        assert_int_equal(d[i], (UINT64_C(1) << 62) + 3);
+    p.initial_delay_ns = (UINT64_C(1) << 40) + 1; /* exact integers past 2^53 */
+    p.multiplier = 3.0;
+    assert_int_equal(schedule(&p, d, 4000, &why), 99);
+    uint64_t want = p.initial_delay_ns;
+    for (int i = 0; i < 99; i++) {
+        assert_int_equal(d[i], want);
+        want = want > UINT64_MAX / 3 ? UINT64_MAX : want * 3;
+    }
+}
+
 static void linear_and_constant_schedules_are_exact(void **state)
 {
     (void)state;
@@ -812,6 +860,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exponential_schedule_doubles_up_to_the_cap),
+        cmocka_unit_test(exponential_schedule_follows_the_formula),
         cmocka_unit_test(linear_and_constant_schedules_are_exact),
         cmocka_unit_test(one_attempt_never_retries),
         cmocka_unit_test(success_and_final_failure_stop),

@@ -69,7 +69,9 @@ extern "C" {
  * @{ */
 
 /** How the un-jittered delay grows with the retry number n (1 for the first
- * retry). Every value is capped at max_delay_ns with saturating arithmetic. */
+ * retry). Every value is capped at max_delay_ns with saturating arithmetic.
+ * Exponential delays are the exact product rounded down to within 1 ns,
+ * however small initial_delay_ns * (multiplier - 1) is and whatever n. */
 typedef enum resil_backoff_kind {
     RESIL_BACKOFF_CONSTANT = 0,   /**< d(n) = initial_delay_ns */
     RESIL_BACKOFF_LINEAR = 1,     /**< d(n) = initial_delay_ns + (n - 1) * increment_ns */
@@ -498,8 +500,11 @@ RESIL_API resil_status resil_retry_policy_check(const resil_retry_policy_t *p);
 typedef struct resil_retry_state {
     const resil_retry_policy_t *policy;
     uint64_t rng;         /* splitmix64 state */
-    uint64_t backoff_ns;  /* un-jittered delay of the next retry */
-    uint64_t prev_ns;     /* previous delay, for decorrelated jitter */
+    uint64_t backoff_ns;  /* un-jittered delay of the next retry, whole ns ... */
+    union {
+        uint64_t frac;    /* ... and its fraction in 2^-64 ns (not decorrelated) */
+        uint64_t prev_ns; /* previous delay, for decorrelated jitter */
+    } u;
     uint64_t start_ns;    /* when the operation started (if a clock was read) */
     uint64_t deadline_ns; /* start_ns + max_total_ns, modulo 2^64 (see flags) */
     uint32_t attempt;     /* attempts made so far (1 after init) */

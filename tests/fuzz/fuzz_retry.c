@@ -62,25 +62,6 @@
 #include "resil/clock.h"
 #include "resil/retry.h"
 
-/*
- * Places where the library and its header disagree, reported with the
- * corpus files named here. 1 keeps this target passing on the library as
- * it is; set 0 (or -D...=0) to reproduce, and delete the switch with the
- * fix.
- *
- * KNOWN_STEPWISE_BACKOFF (regression-stepwise-backoff): the header gives
- * d(n) = initial_delay_ns * multiplier^(n - 1); the library multiplies the
- * previous d and truncates at every step, so the error grows with n (62 ns
- * * 1.5^3 is 209.25 ns, the library's 4th delay 208 ns) and a backoff with
- * initial * (multiplier - 1) < 1 never grows at all (initial 1 us,
- * multiplier 1.0005: 1000 ns for ever; 1 ns * 1.5: 1 ns for ever). 1: a
- * delay may also be short of the formula by what truncating each step can
- * lose.
- */
-#ifndef KNOWN_STEPWISE_BACKOFF
-#define KNOWN_STEPWISE_BACKOFF 1
-#endif
-
 #define MAX_BURST_STEPS 8192 /* next_delay calls in bursts, per input */
 #define MAX_OPS 400
 #define SCRIPT 24 /* attempts an executor script describes */
@@ -166,12 +147,12 @@ typedef struct mstate {
     int has_deadline;
     fz_u128 deadline;
     /* the un-jittered delay of the next backoff retry: d as the library
-     * computes it (checked against the formula whenever a delay shows it) */
-    uint64_t d;
+     * computes it, in 64.64 fixed point (checked against the formula
+     * whenever a delay shows it) */
+    uint64_t d, frac;
     uint32_t n;        /* its retry number since the backoff (re)started */
     fz_u128 exact;     /* integer multipliers, linear: the formula, exactly */
     long double x;     /* other multipliers: initial * m^(n-1), uncapped */
-    long double drift; /* what truncating every step may have lost */
     uint64_t prev;     /* decorrelated: the previous delay */
     int prev_known;
 } mstate;
@@ -181,16 +162,54 @@ static int integer_multiplier(double m) { return m >= 1.0 && m <= 1e6 && m == (d
 static void backoff_restart(const resil_retry_policy_t *p, mstate *m)
 {
     m->d = p->initial_delay_ns;
+    m->frac = 0;
     m->n = 1;
     m->exact = p->initial_delay_ns;
     m->x = (long double)p->initial_delay_ns;
-    m->drift = 0;
     m->prev = p->initial_delay_ns;
     m->prev_known = 1;
 }
 
+/* d * m in 64.64 fixed point, truncated and capped: m is exactly
+ * sig * 2^-k, so the product is the 181-bit (d.frac * 2^64) * sig >> k. */
+static void fixed_mul(mstate *m, double mult, uint64_t cap)
+{
+    uint64_t bits;
+    memcpy(&bits, &mult, 8);
+    uint64_t e = bits >> 52, sig = bits & ((UINT64_C(1) << 52) - 1);
+    int k = e != 0 ? 1075 - (int)e : 1074;
+    if (e != 0)
+        sig |= UINT64_C(1) << 52;
+    /* the product in three 64-bit words, w2:w1:w0 */
+    fz_u128 lo = (fz_u128)m->frac * sig, hi = (fz_u128)m->d * sig;
+    uint64_t w[3];
+    w[0] = (uint64_t)lo;
+    fz_u128 mid = (lo >> 64) + (uint64_t)hi;
+    w[1] = (uint64_t)mid;
+    w[2] = (uint64_t)((hi >> 64) + (mid >> 64));
+    /* bits k .. k + 127 are the result; anything above means >= 2^64 ns */
+    uint64_t r[2] = {0, 0};
+    int over = 0;
+    for (int b = 0; b < 192; b++) {
+        if (!((w[b / 64] >> (b % 64)) & 1))
+            continue;
+        if (b >= k + 128)
+            over = 1;
+        else if (b >= k)
+            r[(b - k) / 64] |= UINT64_C(1) << ((b - k) % 64);
+    }
+    if (over || r[1] >= cap) {
+        m->d = cap;
+        m->frac = 0;
+    } else {
+        m->d = r[1];
+        m->frac = r[0];
+    }
+}
+
 /* d(n + 1) from d(n): the library multiplies step by step, in integers for
- * 2.0 and in doubles otherwise; the formula is tracked beside it. */
+ * 2.0 and in 64.64 fixed point otherwise; the formula is tracked beside
+ * it. */
 static void backoff_advance(const resil_retry_policy_t *p, mstate *m)
 {
     const uint64_t cap = p->max_delay_ns;
@@ -205,12 +224,10 @@ static void backoff_advance(const resil_retry_policy_t *p, mstate *m)
         break;
     case RESIL_BACKOFF_EXPONENTIAL: {
         double mult = p->multiplier;
-        if (mult == 2.0) {
+        if (mult == 2.0)
             m->d = m->d > cap / 2 ? cap : m->d * 2;
-        } else {
-            double y = (double)m->d * mult;
-            m->d = y < (double)cap ? (uint64_t)y : cap;
-        }
+        else
+            fixed_mul(m, mult, cap);
         if (integer_multiplier(mult)) {
             m->exact = m->exact * (uint64_t)mult;
             if (m->exact > big)
@@ -219,9 +236,6 @@ static void backoff_advance(const resil_retry_policy_t *p, mstate *m)
         m->x *= mult;
         if (m->x > 0x1p80L)
             m->x = 0x1p80L;
-        m->drift = m->drift * mult + 1;
-        if (m->drift > 0x1p80L)
-            m->drift = 0x1p80L;
         break;
     }
     default:
@@ -253,8 +267,6 @@ static void check_formula(const resil_retry_policy_t *p, const mstate *m, uint64
     } else {
         want = m->x < (long double)cap ? m->x : (long double)cap;
         tol = 1 + want * 0x1p-30L;
-        if (KNOWN_STEPWISE_BACKOFF)
-            tol += m->drift;
     }
     long double diff = (long double)delay - want;
     if (diff < 0)
