@@ -126,6 +126,7 @@ static void make_view(block *k, resil__permits *pm)
 {
     memset(pm, 0, sizeof *pm);
     pm->key = k;
+    pm->id = k->cfg.id;
     pm->cells = AT(k, k->cfg.off_cells, resil__atomic_u64);
     pm->records = AT(k, k->cfg.off_records, resil__atomic_u64);
     pm->lines = AT(k, k->cfg.off_stripes, resil__pm_line);
@@ -271,7 +272,7 @@ static resil_status take_cell(resil_bulkhead_t *h, const resil__pm_entry *e,
         uint64_t z;
         while ((z = resil__pm_zero_lanes(v)) != 0) {
             uint32_t lane = (uint32_t)__builtin_ctzll(z) / 16;
-            if (resil__a64_cas_acq_rel(cw, &v, v | e->tag << (16 * lane))) {
+            if (resil__a64_cas_acq_rel(cw, &v, v | (uint64_t)e->tag << (16 * lane))) {
                 granted(h, e, w, lane, v, seen, permit);
                 return RESIL_OK;
             }
@@ -309,7 +310,7 @@ static inline resil_status try_inner(resil_bulkhead_t *h, resil_bulkhead_permit_
 {
     uint64_t tag = resil__pm_tag(&h->pm);
     const resil__pm_entry *e = resil__pm_slot(h->pm.key);
-    if (RESIL__LIKELY(tag != 0 && e->key == h->pm.key && e->tag == tag)) {
+    if (RESIL__LIKELY(tag != 0 && resil__pm_entry_current(&h->pm, e, tag))) {
         uint32_t w = e->start;
         resil__atomic_u64 *cw = &h->pm.cells[w];
         uint64_t v = resil__a64_load_relaxed(cw);

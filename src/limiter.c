@@ -152,6 +152,7 @@ static void make_view(block *k, resil__permits *pm)
 {
     memset(pm, 0, sizeof *pm);
     pm->key = k;
+    pm->id = k->cfg.id;
     pm->cells = AT(k, off_cells(&k->cfg), resil__atomic_u64);
     pm->records = AT(k, off_records(&k->cfg), resil__atomic_u64);
     pm->lines = AT(k, sizeof(block), resil__pm_line);
@@ -464,7 +465,7 @@ resil_status resil_limiter_try_acquire(resil_limiter_t *l, resil_limiter_permit_
     uint32_t w = e->start, lim = ctl_limit(c);
     /* Fast path: registered, cache entry current, home word chosen for
      * this many admissible words, a free admissible lane, CAS won at once. */
-    if (RESIL__LIKELY(tag != 0 && e->key == l->pm.key && e->tag == tag &&
+    if (RESIL__LIKELY(tag != 0 && resil__pm_entry_current(&l->pm, e, tag) &&
                       e->span == (lim + 3) / 4) &&
         RESIL__LIKELY(take_in(l, tag, w, admissible(4 * w, lim), c, permit))) {
         resil__pm_add(resil__pm_slot(l->pm.key), RESIL__PM_GRANTED, 1);
@@ -707,7 +708,8 @@ static inline resil_status end_call(resil_limiter_t *l, resil_limiter_permit_t *
         return resil__fail(RESIL_E_INVALID_ARG, "limiter_release: NULL argument");
     const block *k = l->blk;
     if (RESIL__UNLIKELY(permit->live_ != 1 || permit->id_ != k->cfg.id ||
-                        permit->cell_ >= 4 * l->pm.nwords || permit->tag_ == 0))
+                        permit->cell_ >= 4 * l->pm.nwords || permit->tag_ == 0 ||
+                        permit->tag_ == RESIL__PM_PAD)) /* no holder has the padding's tag */
         return resil__fail(RESIL_E_INVALID_ARG, "limiter_release: permit %s",
                            permit->id_ != k->cfg.id && permit->live_ == 1
                                ? "belongs to another limiter"
@@ -728,7 +730,7 @@ static __attribute__((noinline)) void sample_slow(resil_limiter_t *l, uint32_t g
                                                   int dropped)
 {
     uint64_t tag = resil__pm_tag(&l->pm);
-    resil__pm_entry shared = {l->pm.key, &l->pm.lines[l->pm.stripes], 0, 0, 0, 0};
+    resil__pm_entry shared = {.key = l->pm.key, .ln = &l->pm.lines[l->pm.stripes]};
     sample(l, tag != 0 ? resil__pm_entry_of(&l->pm, tag) : &shared, gen, rtt, dropped);
 }
 
@@ -744,7 +746,7 @@ resil_status resil_limiter_release(resil_limiter_t *l, resil_limiter_permit_t *p
      * reclaimed after the cell was cleared may count once on a line
      * claimed since by another thread: statistics only (permits.h). */
     const resil__pm_entry *e = resil__pm_slot(l->pm.key);
-    if (RESIL__LIKELY(e->key == l->pm.key && e->tag == tag))
+    if (RESIL__LIKELY(resil__pm_entry_current(&l->pm, e, tag)))
         sample(l, e, gen, latency_ns, dropped);
     else
         sample_slow(l, gen, latency_ns, dropped);

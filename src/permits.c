@@ -92,7 +92,8 @@ void resil__pm_fill(const resil__permits *pm, resil__pm_entry *e, uint64_t tag)
     e->span = 0;
     e->ln = got != NULL ? got : &pm->lines[S];
     e->own = got != NULL;
-    e->tag = tag;
+    e->tag = (uint32_t)tag;
+    e->id = pm->id;
     e->key = pm->key;
 }
 

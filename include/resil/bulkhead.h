@@ -190,7 +190,9 @@ RESIL_API resil_status resil_bulkhead_acquire_wait(resil_bulkhead_t *b, uint64_t
  * Gives a permit back and wakes a waiter if any.
  * @return RESIL_OK; RESIL_E_NOT_OWNER if the permit was reclaimed (its
  *         process was declared dead) or was already given back through a
- *         copy: nothing changes; RESIL_E_INVALID_ARG for NULL arguments, a
+ *         copy: nothing changes (a permit names a cell and a process, so a
+ *         copy released after the same process was granted that cell again
+ *         releases the new permit: never release a copy); RESIL_E_INVALID_ARG for NULL arguments, a
  *         permit of another bulkhead, a permit never granted or already
  *         released: nothing changes.
  */

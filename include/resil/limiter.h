@@ -212,7 +212,9 @@ RESIL_API resil_status resil_limiter_try_acquire(resil_limiter_t *l,
  *        timeout, 503, overload error), else 0.
  * @return RESIL_OK; RESIL_E_NOT_OWNER if the permit was reclaimed (its
  *         process was declared dead) or was already given back through a
- *         copy: nothing changes; RESIL_E_INVALID_ARG for NULL arguments, a
+ *         copy: nothing changes (a permit names a cell and a process, so a
+ *         copy released after the same process was granted that cell again
+ *         releases the new permit: never release a copy); RESIL_E_INVALID_ARG for NULL arguments, a
  *         permit of another limiter, one never granted or already
  *         released: nothing changes.
  */

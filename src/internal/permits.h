@@ -109,6 +109,7 @@ typedef struct resil__permits {
     uint64_t reclaim_interval_ns;
     resil_clock_t sweep_clock;
     resil__atomic_u32 reg; /* (record index + 1) << 8 | epoch; 0 = not registered */
+    uint32_t id;           /* the block's init id (resil__pm_fresh_id) */
 } resil__permits;
 
 /* Physical words of a table of @p ncells cells; @p interleaved also gives
@@ -180,7 +181,9 @@ static inline uint64_t resil__pm_tag_slow(resil__permits *pm, resil_status *s)
 typedef struct resil__pm_entry {
     const void *key;
     resil__pm_line *ln;
-    uint64_t tag;
+    uint32_t tag;
+    uint32_t id;    /* the block's init id: a block initialized again at the
+                       same address (whose tags restart) is looked up anew */
     uint32_t start; /* contiguous: where scans start; interleaved: set by the user */
     uint16_t own;   /* 1: ln is owned (plain stores); 0: the shared line */
     uint16_t span;  /* interleaved: the user's (0 after a fill) */
@@ -200,11 +203,19 @@ static inline resil__pm_entry *resil__pm_slot(const void *key)
  * claimed by CAS; else the shared line). */
 void resil__pm_fill(const resil__permits *pm, resil__pm_entry *e, uint64_t tag);
 
+/* Whether cache entry @p e is set up for @p pm (this init of it) and
+ * @p tag. */
+static inline int resil__pm_entry_current(const resil__permits *pm, const resil__pm_entry *e,
+                                          uint64_t tag)
+{
+    return e->key == pm->key && e->tag == tag && e->id == pm->id;
+}
+
 /* This thread's cache entry for @p pm, set up for @p tag. */
 static inline resil__pm_entry *resil__pm_entry_of(const resil__permits *pm, uint64_t tag)
 {
     resil__pm_entry *e = resil__pm_slot(pm->key);
-    if (RESIL__UNLIKELY(e->key != pm->key || e->tag != tag))
+    if (RESIL__UNLIKELY(!resil__pm_entry_current(pm, e, tag)))
         resil__pm_fill(pm, e, tag);
     return e;
 }

@@ -49,34 +49,11 @@
 #include "resil/bulkhead.h"
 
 /*
- * Known library bugs, reported with the corpus files named here. 1 keeps
- * this target passing on the library as it is; set 0 (or -D...=0) to
- * reproduce, and delete the switch with the fix.
- *
- * KNOWN_COPY_AFTER_REGRANT (regression-copy-release-after-regrant): the
- * header promises RESIL_E_NOT_OWNER for a copy released after the original
- * was given back; when the same cell was granted again to the same process
- * in between, the copy equals the new permit byte for byte and the library
- * releases the new holder's permit instead. 1: accept that (the release is
- * applied to the permit the bytes name).
- *
- * KNOWN_STALE_THREAD_CACHE (regression-stale-thread-cache): the per-thread
- * cache of a bulkhead (start word, counter line) is keyed by the block's
- * address and the process tag, so a block initialized again at the same
- * address (or a new one allocated where a freed one was) reuses the old
- * block's cached start word and line: a thread with index >= 1 then takes
- * "cells" past the end of the new cell array (a bulkhead of 1 grants 4
- * permits, in_flight stays 0, their releases get RESIL_E_INVALID_ARG) and
- * counts on lines outside the line array. Thread 0 caches word 0 and line
- * 0, which every layout has, so 1: run as thread 0; 0: run as thread 3
- * (three helper threads take indices 0..2 on the first call).
+ * A copy of a permit released after the same process was granted that
+ * cell again equals the new permit byte for byte, and the header says the
+ * release then applies to it (regression-copy-release-after-regrant): the model accepts
+ * either outcome when the bytes name a permit it holds.
  */
-#ifndef KNOWN_COPY_AFTER_REGRANT
-#define KNOWN_COPY_AFTER_REGRANT 1
-#endif
-#ifndef KNOWN_STALE_THREAD_CACHE
-#define KNOWN_STALE_THREAD_CACHE 1
-#endif
 
 #define SLOTS 16
 #define MAX_GRANTS 1100 /* 2 per step at most, and the probes */
@@ -286,7 +263,7 @@ static void release(world *w, int bk, int hi, int si)
     } else if (s->spent) {
         why = "a struct already released";
         inval_allowed = not_owner_allowed = 1;
-        ok_allowed = match >= 0 && KNOWN_COPY_AFTER_REGRANT;
+        ok_allowed = match >= 0;
     } else if (w->grants[s->grant].state == HELD) {
         why = "a held permit";
         MUST(match == s->grant, "a held permit is not the value it was granted as");
@@ -295,7 +272,7 @@ static void release(world *w, int bk, int hi, int si)
         why = w->grants[s->grant].state == RECLAIMED ? "a reclaimed permit"
                                                      : "a copy of a permit given back";
         not_owner_allowed = 1;
-        ok_allowed = match >= 0 && KNOWN_COPY_AFTER_REGRANT;
+        ok_allowed = match >= 0;
     }
     MUST((got == RESIL_OK && ok_allowed) || (got == RESIL_E_INVALID_ARG && inval_allowed) ||
              (got == RESIL_E_NOT_OWNER && not_owner_allowed),
@@ -536,7 +513,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in;
-    int mode = fz_begin(&in, data, size, KNOWN_STALE_THREAD_CACHE ? 0 : 3, attach_surface);
+    int mode = fz_begin(&in, data, size, 3, attach_surface);
     if (mode < 0)
         return 0;
     null_surface();

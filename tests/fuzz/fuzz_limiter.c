@@ -116,47 +116,11 @@
 #include "resil/limiter.h"
 
 /*
- * Known library bugs, as in fuzz_bulkhead.c (the permit module is shared).
- * 1 keeps this target passing on the library as it is; set 0 (or
- * -D...=0) to reproduce, and delete the switch with the fix.
- *
- * KNOWN_COPY_AFTER_REGRANT (regression-copy-after-regrant): the header
- * promises RESIL_E_NOT_OWNER for a copy released after the original was
- * given back; when the same cell was granted again to the same process in
- * between, the copy equals the new permit (id, cell, tag; GRADIENT: also
- * the generation) and the library releases the new holder's permit. The
- * home word follows the last cell found, so this is the common case. 1:
- * accept that (the release applies to the permit the bytes name).
- *
- * KNOWN_STALE_THREAD_CACHE (regression-stale-thread-cache): the per-thread
- * cache entry (counter line, home word) is keyed by the block's address
- * and the process tag, so after a block is initialized again at the same
- * address, a thread keeps the old layout's counter line: with 64 stripes
- * thread 3 owned line 3; with 1 stripe that address lies in the new cell
- * table, and the next grant's counter store writes into cells (padding
- * cleared: in_flight reads 4294967292, the grant is not counted, check()
- * reports RESIL_E_CORRUPT). Thread 0 uses line 0, which every layout has:
- * 1 runs as thread 0, 0 as thread 3.
- *
- * KNOWN_PADDING_RELEASE (regression-padding-release): release checks a
- * permit's cell against the whole table (4 cells per word of the
- * interleaved table) rather than max_limit, so a forged struct with the
- * limiter's id, live_ 1, a padding cell and the padding tag 0xFFFF is
- * released with RESIL_OK (header: RESIL_E_INVALID_ARG, nothing changes):
- * the padding cell is cleared, a sample is counted, check() then reports
- * RESIL_E_CORRUPT (so does every later attach) and in_flight wraps to
- * 2^32 - 1 once a real permit is given back. 1: forged tags 0xFFFF become
- * 0xFFFE (a record that does not exist either).
+ * A copy of a permit released after the same process was granted that
+ * cell again equals the new permit byte for byte, and the header says the
+ * release then applies to it (regression-copy-after-regrant): the model accepts
+ * either outcome when the bytes name a permit it holds.
  */
-#ifndef KNOWN_COPY_AFTER_REGRANT
-#define KNOWN_COPY_AFTER_REGRANT 1
-#endif
-#ifndef KNOWN_STALE_THREAD_CACHE
-#define KNOWN_STALE_THREAD_CACHE 1
-#endif
-#ifndef KNOWN_PADDING_RELEASE
-#define KNOWN_PADDING_RELEASE 1
-#endif
 
 #define SLOTS 16
 #define STEPS 512
@@ -828,7 +792,7 @@ static void release(world *w, int bk, int hi, slot *s, int sample, uint64_t lat,
     } else if (s->spent) {
         why = "a struct already released";
         inval_allowed = not_owner_allowed = 1;
-        ok_allowed = match >= 0 && KNOWN_COPY_AFTER_REGRANT;
+        ok_allowed = match >= 0;
     } else if (w->grants[s->grant].state == HELD) {
         why = "a held permit";
         MUST(match == s->grant, "a held permit is not the value it was granted as");
@@ -837,7 +801,7 @@ static void release(world *w, int bk, int hi, slot *s, int sample, uint64_t lat,
         why = w->grants[s->grant].state == RECLAIMED ? "a reclaimed permit"
                                                      : "a copy of a permit given back";
         not_owner_allowed = 1;
-        ok_allowed = match >= 0 && KNOWN_COPY_AFTER_REGRANT;
+        ok_allowed = match >= 0;
     }
     MUST((got == RESIL_OK && ok_allowed) || (got == RESIL_E_INVALID_ARG && inval_allowed) ||
              (got == RESIL_E_NOT_OWNER && not_owner_allowed),
@@ -922,8 +886,6 @@ static void forge(fz_in *in, world *w, slot *s)
         s->p.live_ = 1;
         break;
     }
-    if (KNOWN_PADDING_RELEASE && s->p.tag_ == 0xFFFF)
-        s->p.tag_ = 0xFFFE;
     s->inc = -1;
     s->grant = -1;
     s->spent = 0;
@@ -1239,7 +1201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in;
-    int mode = fz_begin(&in, data, size, KNOWN_STALE_THREAD_CACHE ? 0 : 3, attach_surface);
+    int mode = fz_begin(&in, data, size, 3, attach_surface);
     if (mode < 0)
         return 0;
     null_surface();
