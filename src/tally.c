@@ -91,6 +91,7 @@ void resil__tally_fill(resil__tally_line *t, uint32_t n, resil__tally_tl *e)
     e->tally = t;
     e->me = me;
     e->ln = got != NULL ? (uintptr_t)got | 1 : (uintptr_t)&t[n];
+    e->own = got != NULL ? owner_word(me, thread) : 0;
 }
 
 uint64_t resil__tally_sum(const resil__tally_line *t, uint32_t n, uint32_t i)

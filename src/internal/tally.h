@@ -31,7 +31,9 @@
  * Each thread caches its line per tally in static TLS (8 ways, keyed by
  * the tally's address; initial-exec, so one %fs-relative access). The
  * entry also holds the process identity, so a forked child, whose identity
- * differs, looks up a line of its own.
+ * differs, looks up a line of its own, and the line's owner word, which
+ * each add compares, so a tally initialized again at the same address is
+ * looked up anew.
  */
 #ifndef RESIL_INTERNAL_TALLY_H
 #define RESIL_INTERNAL_TALLY_H
@@ -60,6 +62,7 @@ typedef struct resil__tally_tl {
     const resil__tally_line *tally;
     uint64_t me;  /* process identity the entry was made for */
     uintptr_t ln; /* the line; bit 0 set = owned */
+    uint64_t own; /* owned: the line's owner word (0 = the shared line) */
 } resil__tally_tl;
 
 #define RESIL__TALLY_WAYS 8
@@ -78,7 +81,15 @@ static inline void resil__tally_add(resil__tally_line *t, uint32_t n, uint32_t i
     uint64_t me = resil__owner_cached();
     if (RESIL__UNLIKELY(e->tally != t || e->me != me || me == 0))
         resil__tally_fill(t, n, e);
-    resil__atomic_u64 *c = &((resil__tally_line *)(e->ln & ~(uintptr_t)1))->c[i];
+    resil__tally_line *l = (resil__tally_line *)(e->ln & ~(uintptr_t)1);
+    /* An owned line must still name this thread: a tally initialized
+     * again at the same address has freed it (one load, on the line the
+     * store goes to). */
+    if (RESIL__UNLIKELY((e->ln & 1) && resil__a64_load_relaxed(&l->owner) != e->own)) {
+        resil__tally_fill(t, n, e);
+        l = (resil__tally_line *)(e->ln & ~(uintptr_t)1);
+    }
+    resil__atomic_u64 *c = &l->c[i];
     if (RESIL__LIKELY(e->ln & 1))
         resil__a64_store_relaxed(c, resil__a64_load_relaxed(c) + v);
     else
