@@ -639,8 +639,8 @@ static _Thread_local slot_cache tl_slot __attribute__((tls_model("initial-exec")
 static inline uint64_t slot_at(const budget_cfg *c, uint64_t now, uint32_t *idx)
 {
     slot_cache *t = &tl_slot;
-    if (RESIL__UNLIKELY(now - t->start >= t->slot_ns || t->slot_ns != c->slot_ns ||
-                        t->buckets != c->buckets)) {
+    if (RESIL__UNLIKELY(now - t->start >= t->slot_ns || now < t->start ||
+                        t->slot_ns != c->slot_ns || t->buckets != c->buckets)) {
         uint64_t e = now / c->slot_ns;
         t->slot_ns = c->slot_ns;
         t->buckets = c->buckets;
@@ -712,10 +712,16 @@ static void window_sums(const struct resil_retry_budget *b, uint64_t e, uint32_t
     *retries = rt;
 }
 
+/* floor(requests * percent / 100 + min_retries_per_sec * ttl_ns / 1e9),
+ * the sum rounded down once: the two whole parts, plus one if the two
+ * fractions (hundredths and nanoseconds) add up to one. */
 static inline uint64_t allowance(const budget_cfg *c, uint64_t requests)
 {
-    /* requests < 4 * 64 * 2^40, percent <= 1000: no overflow */
-    return requests * c->retry_percent / 100 + c->floor;
+    /* requests < 4 * 64 * 2^40, percent <= 1000; min_rps * ttl_ns <= 1e6 *
+     * 3.6e12: no overflow */
+    const uint64_t a = requests * c->retry_percent;
+    const uint64_t f = (uint64_t)c->min_retries_per_sec * c->ttl_ns % UINT64_C(1000000000);
+    return a / 100 + c->floor + ((a % 100) * UINT64_C(10000000) + f >= UINT64_C(1000000000));
 }
 
 

@@ -209,6 +209,34 @@ static void ratio_allows_percent_of_requests_plus_floor(void **state)
     resil_retry_budget_free(b);
 }
 
+/* The allowance is the sum rounded down once: 76 % of 1 request plus 3/s
+ * over 1.5 s is 0.76 + 4.5 = 5.26, room for 5 retries (rounding each term
+ * down first would give 0 + 4). */
+static void ratio_allowance_rounds_the_sum_down_once(void **state)
+{
+    (void)state;
+    resil_retry_budget_config_t c = ratio_cfg(76, 3);
+    c.ttl_ns = RESIL_MS(1500);
+    c.buckets = 1;
+    resil_retry_budget_t *b = make(&c);
+    const uint64_t t = RESIL_SEC(100);
+    assert_int_equal(resil_retry_budget_on_request(b, t), RESIL_OK);
+    int granted = 0;
+    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
+        granted++;
+    assert_int_equal(granted, 5);
+    assert_int_equal(resil_retry_budget_can_retry(b, t), 0);
+    resil_retry_budget_free(b);
+    /* 24 % of 1 request + 4.5: 4.74, still 4 */
+    c.retry_percent = 24;
+    b = make(&c);
+    assert_int_equal(resil_retry_budget_on_request(b, t), RESIL_OK);
+    for (granted = 0; resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK;)
+        granted++;
+    assert_int_equal(granted, 4);
+    resil_retry_budget_free(b);
+}
+
 static void ratio_never_exceeds_its_promise_over_a_scripted_workload(void **state)
 {
     (void)state;
@@ -1050,6 +1078,7 @@ int main(void)
         cmocka_unit_test(token_bucket_matches_a_model_over_a_scripted_workload),
         cmocka_unit_test(quota_follows_aws_standard_mode),
         cmocka_unit_test(ratio_allows_percent_of_requests_plus_floor),
+        cmocka_unit_test(ratio_allowance_rounds_the_sum_down_once),
         cmocka_unit_test(ratio_never_exceeds_its_promise_over_a_scripted_workload),
         cmocka_unit_test(token_bucket_on_leases_matches_the_model_exactly),
         cmocka_unit_test(quota_on_leases_matches_the_model_exactly),

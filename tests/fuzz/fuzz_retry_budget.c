@@ -53,9 +53,8 @@
  * budget from _new); then the config and the start time; then operations
  * of one byte (kind in the low nibble, time step in bits 4..6, bit 7 a
  * variant) plus their arguments. Reading past the end yields zeros. Each
- * run first resets this thread's cached ratio slot, which outlives budgets
- * (see KNOWN_SLOT_CACHE_WRAP), so an input means the same whatever ran
- * before it.
+ * run first resets this thread's cached ratio slot, which outlives budgets,
+ * so an input means the same whatever ran before it.
  */
 #include "fuzz_input.h"
 
@@ -73,34 +72,11 @@ void resil__retry_budget_lease(resil_retry_budget_t *b, uint64_t now);
 void resil__retry_budget_reclaim(resil_retry_budget_t *b);
 
 /*
- * Known library bugs and places where the library and its header disagree,
- * reported with the corpus files named here. 1 keeps this target passing on
- * the library as it is; set 0 (or -D...=0) to reproduce, and delete the
- * switch with the fix.
- *
- * KNOWN_SLOT_CACHE_WRAP (regression-slot-cache-wrap): each thread caches
- * the slot of its last ratio call and keeps it while `now - start <
- * slot_ns` in unsigned arithmetic. When that slot is the last one before
- * 2^64 (it ends past UINT64_MAX), times from 0 up to its end - 2^64 wrap
- * into it: a request at t = 5 ns on a fresh budget is counted in the
- * window at t = UINT64_MAX - 1000 (can_retry 1 with no request in the
- * window), after the thread touched any ratio budget with the same slot
- * length and bucket count late in time. 1: once a ratio call of the input
- * used a time in such a slot, the ratio verdicts are no longer compared.
- *
- * KNOWN_RATIO_ROUNDING (regression-ratio-rounding): the header bounds the
- * window's retries by retry_percent % of its requests plus
- * min_retries_per_sec * ttl seconds; the library rounds each term down
- * before adding them (76 % of 1 request plus 3/s * 1.5 s is 5.26, room
- * for 5 retries; the library allows 4). Never more than the header's
- * bound, at most one retry fewer. 1: the model rounds as the library does.
+ * Regressions (corpus files): regression-slot-cache-wrap (a thread's cached
+ * ratio slot, when it was the last slot before 2^64, once captured times
+ * that wrapped past 0) and regression-ratio-rounding (the allowance was
+ * rounded down term by term, one retry short of the header's bound).
  */
-#ifndef KNOWN_RATIO_ROUNDING
-#define KNOWN_RATIO_ROUNDING 1
-#endif
-#ifndef KNOWN_SLOT_CACHE_WRAP
-#define KNOWN_SLOT_CACHE_WRAP 1
-#endif
 
 #define MAX_OPS 400
 #define MAX_BURST 1000 /* calls in bursts, per input (replays stay short under TSan) */
@@ -108,9 +84,6 @@ void resil__retry_budget_reclaim(resil_retry_budget_t *b);
 
 static uint64_t sat_add(uint64_t a, uint64_t b) { return fz_sat((fz_u128)a + b); }
 
-/* A ratio call of this input used a time in a slot that ends past 2^64
- * (KNOWN_SLOT_CACHE_WRAP). */
-static int slot_wrapped;
 static uint64_t sat_sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
@@ -135,7 +108,7 @@ static void m_init(model *m, const resil_retry_budget_config_t *c)
     m->level = c->kind == RESIL_RETRY_BUDGET_TOKEN_BUCKET ? (uint64_t)c->max_tokens * 1000
                                                           : c->quota_capacity;
     m->slot_ns = c->ttl_ns / c->buckets;
-    m->exact = !(KNOWN_SLOT_CACHE_WRAP && slot_wrapped);
+    m->exact = 1;
 }
 
 static uint64_t m_max(const model *m)
@@ -149,10 +122,6 @@ static uint64_t m_max(const model *m)
 static uint64_t m_time(model *m, uint64_t now)
 {
     uint64_t e = now / m->slot_ns;
-    if (KNOWN_SLOT_CACHE_WRAP && (fz_u128)(e + 1) * m->slot_ns > UINT64_MAX)
-        slot_wrapped = 1;
-    if (KNOWN_SLOT_CACHE_WRAP && slot_wrapped)
-        m->exact = 0;
     if (!m->started) {
         m->started = 1;
         m->e_first = m->e_max = e;
@@ -193,9 +162,6 @@ static int m_ratio_room(const model *m, uint64_t e)
     uint64_t rq, rt;
     m_window(m, e, &rq, &rt);
     const resil_retry_budget_config_t *c = &m->c;
-    if (KNOWN_RATIO_ROUNDING) /* each term rounded down */
-        return rt + 1 <= rq * c->retry_percent / 100 +
-                             (uint64_t)c->min_retries_per_sec * c->ttl_ns / 1000000000u;
     /* (rt + 1) <= rq * p / 100 + floor_per_s * ttl / 1e9, times 1e11 */
     fz_u128 lhs = (fz_u128)(rt + 1) * 100000000000u;
     fz_u128 rhs = (fz_u128)rq * c->retry_percent * 1000000000u +
@@ -703,8 +669,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Each thread caches the slot of its last ratio call, across budgets
      * with the same slot length and bucket count. Calls at time 0 on two
      * scratch budgets with different slot lengths leave it in a state no
-     * earlier input decided (the second call cannot hit the cache, which
-     * KNOWN_SLOT_CACHE_WRAP could make a time-0 call do). */
+     * earlier input decided (the second call cannot hit the cache). */
     static resil_retry_budget_t *scratch[2];
     for (int i = 0; i < 2; i++) {
         if (scratch[i] == NULL) {
@@ -716,7 +681,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         MUST(resil_retry_budget_can_retry(scratch[i], 0) == 1, "scratch");
     }
-    slot_wrapped = 0;
     fz_in in;
     int mode = fz_begin(&in, data, size, 1, attach_surface);
     if (mode < 0)
