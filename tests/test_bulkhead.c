@@ -262,6 +262,12 @@ static void *wait_for_close(void *arg)
 static void a_process_whose_main_thread_exited_is_alive(void **state)
 {
     (void)state;
+    if (TEST_UNDER_TSAN) {
+        /* TSan's runtime keeps a thread of its own in every process, so a
+         * process whose main thread exited never ends there */
+        print_message("skipped under ThreadSanitizer\n");
+        skip();
+    }
     resil_bulkhead_config_t c = resil_bulkhead_config_default();
     c.max_concurrent = 4;
     size_t len;

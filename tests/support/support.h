@@ -36,4 +36,16 @@ double test_now_seconds(void);
 void *test_shared_alloc(size_t size);
 void test_shared_free(void *p, size_t size);
 
+/* 1 in a ThreadSanitizer build (gcc or clang), else 0. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_TSAN
+#define TEST_UNDER_TSAN 0
+#endif
+
 #endif /* RESIL_TEST_SUPPORT_H */
