@@ -5,11 +5,25 @@
 #include "internal/alloc.h"
 #include "support.h"
 
-#ifdef __SANITIZE_ADDRESS__
 /* Impossible allocations must come back as NULL here, as they do without
- * ASan, not abort the test. */
+ * a sanitizer, not abort the test. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifdef TEST_UNDER_ASAN
 const char *__asan_default_options(void);
 __attribute__((visibility("default"), used)) const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+#endif
+#if TEST_UNDER_TSAN
+const char *__tsan_default_options(void);
+__attribute__((visibility("default"), used)) const char *__tsan_default_options(void)
 {
     return "allocator_may_return_null=1";
 }

@@ -384,7 +384,9 @@ typedef struct resil_breaker_stats {
     uint64_t opens;                  /**< transitions into OPEN */
     uint64_t window_calls;           /**< calls in the current window */
     uint64_t window_failures;        /**< failures in the current window */
-    uint64_t window_slow;            /**< slow calls in the current window */
+    uint64_t window_slow;            /**< slow calls in the current window (a count
+                                          window keeps none when slow_rate_threshold
+                                          is 0: then 0; slow_calls still counts) */
     double failure_rate;             /**< percent of window_calls; -1 below minimum_calls */
     double slow_rate;                /**< percent of window_calls; -1 below minimum_calls */
     double window_fill;              /**< count window: window_calls / window_size; time: 1 */
