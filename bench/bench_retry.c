@@ -152,6 +152,18 @@ int main(void)
     } else {
         bench_report("retry_next_delay_full_jitter", ours, 1, NULL, 0, "naive=unavailable");
     }
+    /* a multiplier that is not a power of two takes the fixed-point path */
+    dc.p.multiplier = 1.5;
+    resil_retry_state_init_at(&dc.st, &dc.p, 0);
+    double ours15 = bench_single(bench_next_delay, &dc, n, reps);
+    if (dc.pow_fn != NULL) {
+        double naive15 = bench_single(bench_naive_delay, &dc, n, reps);
+        bench_report("retry_next_delay_full_jitter_x1.5", ours15, 1, "naive_rand_pow", naive15,
+                     NULL);
+    } else {
+        bench_report("retry_next_delay_full_jitter_x1.5", ours15, 1, NULL, 0, "naive=unavailable");
+    }
+    dc.p.multiplier = 2.0;
     dc.p.jitter = RESIL_JITTER_DECORRELATED;
     resil_retry_state_init_at(&dc.st, &dc.p, 0);
     bench_report("retry_next_delay_decorrelated", bench_single(bench_next_delay, &dc, n, reps), 1,
