@@ -288,8 +288,8 @@ static inline uint32_t nb8(uint32_t buckets) { return (buckets + 7) & ~UINT32_C(
 static size_t size_for(uint32_t kind, uint32_t buckets)
 {
     size_t nb = kind == RESIL_RETRY_BUDGET_RATIO ? nb8(buckets) : 0;
-    size_t bytes = sizeof(struct resil_retry_budget) +
-                   nb * (1 + BUDGET_STRIPES) * sizeof(resil__atomic_u64);
+    size_t bytes =
+        sizeof(struct resil_retry_budget) + nb * (1 + BUDGET_STRIPES) * sizeof(resil__atomic_u64);
     return (bytes + RESIL_BLOCK_ALIGN - 1) / RESIL_BLOCK_ALIGN * RESIL_BLOCK_ALIGN;
 }
 
@@ -724,7 +724,6 @@ static inline uint64_t allowance(const budget_cfg *c, uint64_t requests)
     return a / 100 + c->floor + ((a % 100) * UINT64_C(10000000) + f >= UINT64_C(1000000000));
 }
 
-
 static inline uint64_t rl_key(uint64_t e, uint32_t idx)
 {
     return (e & EPOCH_MASK) << COUNT_BITS | (uint64_t)idx << 16;
@@ -818,7 +817,7 @@ static void ratio_install(struct resil_retry_budget *b, budget_stripe *st, uint6
  * lease back and sums the whole window afresh. A retry word restarted for
  * a new slot hands its old count to the stripe's statistics. */
 static __attribute__((noinline)) int ratio_decide(struct resil_retry_budget *b, uint64_t e,
-                                                   uint32_t idx, budget_stripe *st)
+                                                  uint32_t idx, budget_stripe *st)
 {
     const budget_cfg *c = &b->cfg;
     slot_cache *t = &tl_slot;

@@ -607,11 +607,12 @@ static void ratio_leases_on_every_stripe_match_the_window_model(void **state)
         if ((s.granted != (uint64_t)granted || s.refused != (uint64_t)refused ||
              s.window_requests != rq || s.window_retries != rt) &&
             violations++ == 0)
-            print_message("t=%llu ms: stats %llu/%llu, window %llu/%llu; model %ld/%ld, %llu/%llu\n",
-                          (unsigned long long)(now / RESIL_MS(1)), (unsigned long long)s.granted,
-                          (unsigned long long)s.refused, (unsigned long long)s.window_requests,
-                          (unsigned long long)s.window_retries, granted, refused,
-                          (unsigned long long)rq, (unsigned long long)rt);
+            print_message(
+                "t=%llu ms: stats %llu/%llu, window %llu/%llu; model %ld/%ld, %llu/%llu\n",
+                (unsigned long long)(now / RESIL_MS(1)), (unsigned long long)s.granted,
+                (unsigned long long)s.refused, (unsigned long long)s.window_requests,
+                (unsigned long long)s.window_retries, granted, refused, (unsigned long long)rq,
+                (unsigned long long)rt);
         if (resil_retry_budget_check(b) != RESIL_OK && violations++ == 0)
             print_message("check: %s\n", resil_status_detail());
         for (int i = 0; i < STRIPES; i++)

@@ -499,8 +499,8 @@ RESIL_API resil_status resil_retry_policy_check(const resil_retry_policy_t *p);
  */
 typedef struct resil_retry_state {
     const resil_retry_policy_t *policy;
-    uint64_t rng;         /* splitmix64 state */
-    uint64_t backoff_ns;  /* un-jittered delay of the next retry, whole ns ... */
+    uint64_t rng;        /* splitmix64 state */
+    uint64_t backoff_ns; /* un-jittered delay of the next retry, whole ns ... */
     union {
         uint64_t frac;    /* ... and its fraction in 2^-64 ns (not decorrelated) */
         uint64_t prev_ns; /* previous delay, for decorrelated jitter */

@@ -68,12 +68,13 @@
  *   the model cannot tell from the grant limits, both outcomes are
  *   allowed); a drop multiplies by backoff_ratio iff at least
  *   floor(estimate) samples, its batch included, were applied since the
- *   last decrease (the first drop always does); limit_peak = the largest limit seen; baseline_ns = probes = 0.
- *   The estimate changes on no other call. A sample released through a
- *   handle whose registration was reclaimed may count on the shared line
- *   and be applied at once (the model cannot tell): from then on until
- *   the next init, AIMD is checked within bounds only (the estimate moves
- *   at most from cur * backoff_ratio to cur + a batch / cur);
+ *   last decrease (the first drop always does); limit_peak = the largest
+ *   limit seen; baseline_ns = probes = 0. The estimate changes on no
+ *   other call. A sample released through a handle whose registration was
+ *   reclaimed may count on the shared line and be applied at once (the
+ *   model cannot tell): from then on until the next init, AIMD is checked
+ *   within bounds only (the estimate moves at most from cur *
+ *   backoff_ratio to cur + a batch / cur);
  * - GRADIENT, within bounds only: the estimate changes only on a release
  *   with a sample, at most once, to within [(1 - s/2) e + s q, e + s q]
  *   (s smoothing, q queue_size, clamped); baseline_ns is 0 before any
@@ -145,8 +146,8 @@ typedef struct mlim {
     int inc;               /* which limiter made so far this one is */
     resil_limiter_config_t cfg;
     uint64_t granted, rejected, samples, drops, reclaimed, self_reclaims;
-    int registered; /* the process has a record */
-    int stale[2];   /* the handle's registration was reclaimed since it last registered */
+    int registered;       /* the process has a record */
+    int stale[2];         /* the handle's registration was reclaimed since it last registered */
     int held[MAX_GRANTS]; /* grants held, by grant limit ascending */
     uint32_t nheld;
     uint32_t limit, peak_seen;
@@ -253,7 +254,8 @@ static resil_limiter_config_t pick_config(fz_in *in, int raw)
     resil_limiter_config_t c = resil_limiter_config_default();
     if (raw) {
         static const uint32_t algs[] = {0, 1, 2, UINT32_MAX};
-        static const uint32_t lims[] = {0, 1, 2, 3, 4, 20, 299, 1000, 65534, 65535, 65536, UINT32_MAX};
+        static const uint32_t lims[] = {0,   1,    2,     3,     4,     20,
+                                        299, 1000, 65534, 65535, 65536, UINT32_MAX};
         static const uint32_t queues[] = {0, 1, 4, 999, 1000, 1001, UINT32_MAX};
         static const uint32_t samples[] = {0, 1, 2, 20, 9999, 10000, 10001, UINT32_MAX};
         static const uint32_t procs[] = {0, 1, 2, 64, 253, 254, 255, UINT32_MAX};
@@ -305,8 +307,8 @@ static resil_limiter_config_t pick_config(fz_in *in, int raw)
     /* Mostly small: the cell table has a line per logical word up to 8
      * (max_limit 17..32 is already 256 cells), and check and stats scan
      * it every step; 1 in 4 up to RUN_MAX (batches above 16 from 136). */
-    c.max_limit = c.min_limit + ((k & 0xC0) == 0xC0 ? (uint32_t)fz_bytes(in, 2) % RUN_MAX
-                                                   : fz_u8(in) % 12u);
+    c.max_limit =
+        c.min_limit + ((k & 0xC0) == 0xC0 ? (uint32_t)fz_bytes(in, 2) % RUN_MAX : fz_u8(in) % 12u);
     if (c.max_limit > RUN_MAX)
         c.max_limit = RUN_MAX;
     c.initial_limit = c.min_limit + fz_u8(in) % (c.max_limit - c.min_limit + 1);
@@ -341,7 +343,7 @@ static void invalid_fields(const resil_limiter_config_t *c, char *out, size_t n)
     out[0] = 0;
 #define BAD(field, cond)                                                                           \
     if (cond)                                                                                      \
-        snprintf(out + strlen(out), n - strlen(out), "%s,", field)
+    snprintf(out + strlen(out), n - strlen(out), "%s,", field)
     BAD("algorithm", c->algorithm != RESIL_LIMITER_AIMD && c->algorithm != RESIL_LIMITER_GRADIENT);
     BAD("min_limit", c->min_limit < 1);
     BAD("max_limit", c->max_limit < c->min_limit || c->max_limit > RESIL_LIMITER_MAX_LIMIT);
@@ -351,8 +353,8 @@ static void invalid_fields(const resil_limiter_config_t *c, char *out, size_t n)
     BAD("smoothing", !(c->smoothing > 0.0 && c->smoothing <= 1.0));
     BAD("rtt_tolerance", !(c->rtt_tolerance >= 1.0 && c->rtt_tolerance <= 10.0));
     BAD("queue_size", c->queue_size > 1000);
-    BAD("probe_interval",
-        c->probe_interval != 0 && (c->probe_interval < 10 || c->probe_interval <= c->probe_samples));
+    BAD("probe_interval", c->probe_interval != 0 &&
+                              (c->probe_interval < 10 || c->probe_interval <= c->probe_samples));
     BAD("probe_samples", c->probe_samples < 1 || c->probe_samples > 10000);
     BAD("max_processes", c->max_processes < 1 || c->max_processes > RESIL_LIMITER_MAX_PROCESSES);
     BAD("stripes", !is_pow2_1_64(c->stripes));
@@ -550,15 +552,15 @@ static resil_limiter_stats_t observe(world *w, int bk, const char *what)
          (unsigned long long)m->drops, (unsigned long long)m->reclaimed);
     MUST(s.processes == (uint32_t)m->registered, "%s: %c %u process records, model %d", what, n,
          s.processes, m->registered);
-    MUST(s.limit >= c->min_limit && s.limit <= c->max_limit, "%s: %c limit %u outside %u..%u",
-         what, n, s.limit, c->min_limit, c->max_limit);
+    MUST(s.limit >= c->min_limit && s.limit <= c->max_limit, "%s: %c limit %u outside %u..%u", what,
+         n, s.limit, c->min_limit, c->max_limit);
     MUST(s.estimate >= c->min_limit && s.estimate <= c->max_limit,
          "%s: %c estimate %.9g outside %u..%u", what, n, s.estimate, c->min_limit, c->max_limit);
     uint32_t fl = (uint32_t)s.estimate;
     if (c->algorithm == RESIL_LIMITER_AIMD) {
         MUST(s.limit == fl, "%s: %c AIMD limit %u, estimate %.9g", what, n, s.limit, s.estimate);
-        MUST(s.baseline_ns == 0 && s.probes == 0, "%s: %c AIMD baseline %llu probes %llu", what,
-             n, (unsigned long long)s.baseline_ns, (unsigned long long)s.probes);
+        MUST(s.baseline_ns == 0 && s.probes == 0, "%s: %c AIMD baseline %llu probes %llu", what, n,
+             (unsigned long long)s.baseline_ns, (unsigned long long)s.probes);
     } else {
         MUST(s.limit == fl || (s.limit == c->min_limit && c->probe_interval != 0 && s.probes > 0),
              "%s: %c GRADIENT limit %u, estimate %.9g, probes %llu", what, n, s.limit, s.estimate,
@@ -606,8 +608,8 @@ static resil_limiter_stats_t observe(world *w, int bk, const char *what)
          "%s: %c limit_peak %u, largest limit seen %u, max %u", what, n, s.limit_peak, m->peak_seen,
          c->max_limit);
     if (c->algorithm == RESIL_LIMITER_AIMD)
-        MUST(s.limit_peak == m->peak_seen, "%s: %c AIMD limit_peak %u, largest limit seen %u",
-             what, n, s.limit_peak, m->peak_seen);
+        MUST(s.limit_peak == m->peak_seen, "%s: %c AIMD limit_peak %u, largest limit seen %u", what,
+             n, s.limit_peak, m->peak_seen);
     /* Hall: at most k held permits were granted under limits <= k. */
     for (uint32_t i = 0; i < m->nheld; i++)
         MUST(w->grants[m->held[i]].lim >= i + 1,
@@ -649,7 +651,7 @@ static void aimd_sample(world *w, mlim *m, int hi, uint64_t lat, int dropped)
     m->drops += (uint64_t)bad;
     if (m->exact && m->stale[hi])
         m->exact = 0; /* it may count on the shared line, applied at once */
-    if (!m->exact) {   /* bounds: from cur * backoff to cur + a batch / cur */
+    if (!m->exact) {  /* bounds: from cur * backoff to cur + a batch / cur */
         uint64_t bmax = c->max_limit / 8 > 16 ? c->max_limit / 8 : 16;
         m->est_kind = 2;
         m->lo = clamp_est(m, m->est * c->backoff_ratio);
@@ -757,8 +759,7 @@ static resil_status acquire(world *w, int bk, int hi, slot *s)
         MUST(lo < L, "%c: granted with %u permits surely below the limit %u", 'A' + bk, lo, L);
         granted(w, bk, s, &p, L);
     } else {
-        MUST(got == RESIL_E_LIMIT_REACHED, "%c: try_acquire: %s", 'A' + bk,
-             resil_status_name(got));
+        MUST(got == RESIL_E_LIMIT_REACHED, "%c: try_acquire: %s", 'A' + bk, resil_status_name(got));
         MUST(hi2 >= L, "%c: refused with %u held, limit %u", 'A' + bk, m->nheld, L);
         m->rejected++;
         /* what a refused acquire left is no permit */
@@ -909,8 +910,8 @@ static void reclaim(fz_in *in, world *w, int bk, int hi)
         /* this process, as a supervisor would after reaping it (record
          * epochs are 8 bits: 256 reclaims would let an old permit match) */
         n = resil_limiter_reclaim_pid(m->h[hi], (int)getpid());
-        MUST(n >= 0 && (uint32_t)n == m->nheld, "reclaim_pid(self) on %c: %d, %u held", 'A' + bk,
-             n, m->nheld);
+        MUST(n >= 0 && (uint32_t)n == m->nheld, "reclaim_pid(self) on %c: %d, %u held", 'A' + bk, n,
+             m->nheld);
         m->reclaimed += m->nheld;
         drop_all(w, bk, RECLAIMED);
         m->registered = 0;
@@ -951,8 +952,8 @@ static void fill(world *w, int bk, int hi)
             m->rejected++;
             break;
         }
-        MUST(lo + k < L, "fill of %c: granted beyond the limit %u (%u + %u surely below)",
-             'A' + bk, L, lo, k);
+        MUST(lo + k < L, "fill of %c: granted beyond the limit %u (%u + %u surely below)", 'A' + bk,
+             L, lo, k);
         uint16_t cell = got[k].cell_;
         MUST(!(taken[cell / 8] >> cell % 8 & 1), "fill: cell %u granted twice", cell);
         taken[cell / 8] |= (uint8_t)(1u << cell % 8);
@@ -1186,8 +1187,8 @@ static void attach_surface(fz_in *in)
                  resil_status_name(s), resil_status_detail());
             resil_limiter_stats_t st;
             MUST(resil_limiter_stats(l, &st) == RESIL_OK, "stats");
-            MUST(st.limit >= 1 && st.limit <= RESIL_LIMITER_MAX_LIMIT &&
-                     st.estimate >= 1 && st.estimate <= RESIL_LIMITER_MAX_LIMIT,
+            MUST(st.limit >= 1 && st.limit <= RESIL_LIMITER_MAX_LIMIT && st.estimate >= 1 &&
+                     st.estimate <= RESIL_LIMITER_MAX_LIMIT,
                  "limit %u estimate %g", st.limit, st.estimate);
         }
         resil_limiter_free(l);

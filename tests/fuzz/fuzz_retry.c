@@ -150,10 +150,10 @@ typedef struct mstate {
      * computes it, in 64.64 fixed point (checked against the formula
      * whenever a delay shows it) */
     uint64_t d, frac;
-    uint32_t n;        /* its retry number since the backoff (re)started */
-    fz_u128 exact;     /* integer multipliers, linear: the formula, exactly */
-    long double x;     /* other multipliers: initial * m^(n-1), uncapped */
-    uint64_t prev;     /* decorrelated: the previous delay */
+    uint32_t n;    /* its retry number since the backoff (re)started */
+    fz_u128 exact; /* integer multipliers, linear: the formula, exactly */
+    long double x; /* other multipliers: initial * m^(n-1), uncapped */
+    uint64_t prev; /* decorrelated: the previous delay */
     int prev_known;
 } mstate;
 
@@ -438,9 +438,9 @@ static resil_retry_reason step(world *w, int clocked, int outcome, const resil_r
     if (w->log[1].calls)
         got_log.ev = w->log[1].ev;
     resil_retry_reason r2 = call(w, 1, clocked, outcome, hint, &d2);
-    MUST(r2 == r && d2 == delay, "twin: %s after %llu ns, state: %s after %llu ns (policy seed %llu)",
-         rname(r2), (unsigned long long)d2, rname(r), (unsigned long long)delay,
-         (unsigned long long)p->seed);
+    MUST(r2 == r && d2 == delay,
+         "twin: %s after %llu ns, state: %s after %llu ns (policy seed %llu)", rname(r2),
+         (unsigned long long)d2, rname(r), (unsigned long long)delay, (unsigned long long)p->seed);
     MUST(r == RESIL_RETRY_GO || delay == 0, "%s with delay %llu", rname(r),
          (unsigned long long)delay);
     MUST(got_log.calls == (p->on_retry != NULL && r == RESIL_RETRY_GO),
@@ -1050,8 +1050,8 @@ static void expect_timeout(world *w)
     }
     for (int i = 0; i < 2; i++) {
         uint64_t got = resil_retry_attempt_timeout(&w->st[i], w->now);
-        MUST(got == want, "attempt_timeout at %llu: %llu, model %llu",
-             (unsigned long long)w->now, (unsigned long long)got, (unsigned long long)want);
+        MUST(got == want, "attempt_timeout at %llu: %llu, model %llu", (unsigned long long)w->now,
+             (unsigned long long)got, (unsigned long long)want);
     }
 }
 
