@@ -170,6 +170,16 @@ static resil_retry_budget_config_t ratio_cfg(uint32_t pct, uint32_t min_rps)
     return c;
 }
 
+/* Failures asking for a retry at time @p t until one is refused.
+ * @return the retries granted. */
+static int drain(resil_retry_budget_t *b, uint64_t t)
+{
+    int granted = 0;
+    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
+        granted++;
+    return granted;
+}
+
 static void ratio_allows_percent_of_requests_plus_floor(void **state)
 {
     (void)state;
@@ -179,24 +189,15 @@ static void ratio_allows_percent_of_requests_plus_floor(void **state)
     assert_int_equal(resil_retry_budget_on_failure(b, t, 0, 1, NULL), RESIL_E_BUDGET_EXHAUSTED);
     for (int i = 0; i < 100; i++)
         resil_retry_budget_on_request(b, t);
-    int granted = 0;
-    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
-        granted++;
-    assert_int_equal(granted, 20);
+    assert_int_equal(drain(b, t), 20);
     resil_retry_budget_free(b);
 
     c = ratio_cfg(20, 2); /* floor: 2/s * 10 s = 20 retries */
     b = make(&c);
-    granted = 0;
-    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
-        granted++;
-    assert_int_equal(granted, 20);
+    assert_int_equal(drain(b, t), 20);
     for (int i = 0; i < 50; i++)
         resil_retry_budget_on_request(b, t);
-    granted = 0;
-    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
-        granted++;
-    assert_int_equal(granted, 10); /* 20 + 50 * 20 % = 30 in all */
+    assert_int_equal(drain(b, t), 10); /* 20 + 50 * 20 % = 30 in all */
     resil_retry_budget_stats_t s;
     assert_int_equal(resil_retry_budget_stats(b, t, &s), RESIL_OK);
     assert_int_equal(s.window_requests, 50);
@@ -221,19 +222,14 @@ static void ratio_allowance_rounds_the_sum_down_once(void **state)
     resil_retry_budget_t *b = make(&c);
     const uint64_t t = RESIL_SEC(100);
     assert_int_equal(resil_retry_budget_on_request(b, t), RESIL_OK);
-    int granted = 0;
-    while (resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK)
-        granted++;
-    assert_int_equal(granted, 5);
+    assert_int_equal(drain(b, t), 5);
     assert_int_equal(resil_retry_budget_can_retry(b, t), 0);
     resil_retry_budget_free(b);
     /* 24 % of 1 request + 4.5: 4.74, still 4 */
     c.retry_percent = 24;
     b = make(&c);
     assert_int_equal(resil_retry_budget_on_request(b, t), RESIL_OK);
-    for (granted = 0; resil_retry_budget_on_failure(b, t, 0, 1, NULL) == RESIL_OK;)
-        granted++;
-    assert_int_equal(granted, 4);
+    assert_int_equal(drain(b, t), 4);
     resil_retry_budget_free(b);
 }
 
