@@ -105,27 +105,33 @@ static int owner_threads(int pid)
     return v;
 }
 
-int resil__owner_state_dead(int pid, char state)
+/* Whether state letter @p state, read for @p pid, means the process is
+ * dead: X, or Z with no thread left. A zombie is dead, unless only its main
+ * thread exited: /proc shows the leader's state (Z) while the other
+ * threads run on, and the process's Threads count still includes them. */
+static int state_dead(int pid, char state)
 {
-    /* A zombie is dead, unless only its main thread exited: /proc shows
-     * the leader's state (Z) while the other threads run on, and the
-     * process's Threads count still includes them. */
     return state == 'X' || (state == 'Z' && owner_threads(pid) <= 1);
+}
+
+int resil__owner_alive_start(uint32_t pid, uint32_t start, uint32_t start_mask)
+{
+    if (pid == 0 || pid > (uint32_t)INT32_MAX)
+        return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    char st = 0;
+    uint64_t now_start = 0;
+    if (resil__owner_read((int)pid, &st, &now_start) != 0)
+        return kill((pid_t)pid, 0) == 0 || errno != ESRCH; /* /proc silent: trust kill */
+    if (state_dead((int)pid, st))
+        return 0;
+    if (((uint32_t)now_start & start_mask) != (start & start_mask))
+        return 0; /* the pid was reused */
+    return 1;
 }
 
 int resil__owner_alive(resil__owner o)
 {
-    if (o.pid == 0 || o.pid > (uint32_t)INT32_MAX)
-        return 0;
-    if (kill((pid_t)o.pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    char st = 0;
-    uint64_t start = 0;
-    if (resil__owner_read((int)o.pid, &st, &start) != 0)
-        return kill((pid_t)o.pid, 0) == 0 || errno != ESRCH; /* /proc silent: trust kill */
-    if (resil__owner_state_dead((int)o.pid, st))
-        return 0;
-    if (o.start != 0 && (uint32_t)start != o.start)
-        return 0; /* the pid was reused */
-    return 1;
+    return resil__owner_alive_start(o.pid, o.start, o.start != 0 ? UINT32_MAX : 0);
 }

@@ -3,8 +3,6 @@
 #define _DEFAULT_SOURCE
 #include "internal/tally.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <time.h>
 
 #include "internal/stripe.h"
@@ -26,22 +24,15 @@ static uint64_t owner_word(uint64_t me, uint32_t thread)
            (uint64_t)(o.start & FIELD(START_BITS)) << THREAD_BITS | thread;
 }
 
-/* Whether the process named in owner word @p w is gone: no such pid, a
- * zombie with no thread left, or the pid now belongs to a process with
- * another start time (resil__owner_alive()).
- * When /proc cannot tell, alive (the line stays taken: never two
- * writers). */
+/* Whether the process named in owner word @p w is gone
+ * (resil__owner_alive_start() on the start time's low bits the word
+ * keeps). When /proc cannot tell, kill() decides: a live owner is never
+ * called dead, so a line never has two writers. */
 static int owner_dead(uint64_t w)
 {
-    int pid = (int)((w >> (START_BITS + THREAD_BITS)) & FIELD(PID_BITS));
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return 1;
-    char state;
-    uint64_t start;
-    if (resil__owner_read(pid, &state, &start) != 0)
-        return 0;
-    return (start & FIELD(START_BITS)) != ((w >> THREAD_BITS) & FIELD(START_BITS)) ||
-           resil__owner_state_dead(pid, state);
+    uint32_t pid = (uint32_t)((w >> (START_BITS + THREAD_BITS)) & FIELD(PID_BITS));
+    uint32_t start = (uint32_t)((w >> THREAD_BITS) & FIELD(START_BITS));
+    return !resil__owner_alive_start(pid, start, (uint32_t)FIELD(START_BITS));
 }
 
 static uint64_t coarse_now(void)

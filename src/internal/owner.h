@@ -64,9 +64,9 @@ static inline uint64_t resil__owner_cached(void)
  * hot path. */
 int resil__owner_alive(resil__owner o);
 
-/* Whether state letter @p state, read for @p pid, means the process is
- * dead: X, or Z with no thread left (reads /proc again for Z). */
-int resil__owner_state_dead(int pid, char state);
+/* resil__owner_alive() for a process known by @p pid and the bits
+ * @p start_mask of its start time (0: any start time). */
+int resil__owner_alive_start(uint32_t pid, uint32_t start, uint32_t start_mask);
 
 /* Reads the state letter (R, S, Z, ...) and the full start time of @p pid
  * from /proc. @return 0 on success, -1 if /proc cannot tell. */
